@@ -1,0 +1,111 @@
+"""Model arithmetic: parameter counts and receptive fields, per layer.
+
+Receptive field recurrences (Dumoulin & Visin; Araujo et al., "Computing Receptive Fields of
+Convolutional Neural Networks"), with effective kernel k' = d*(k-1)+1:
+    r_out = r_in + (k' - 1) * j_in        size of the input patch one output unit sees
+    j_out = j_in * s                      distance in input pixels between adjacent outputs
+    start_out = start_in + ((k' - 1)/2 - p_left) * j_in   centre of the first output's field
+"""
+from dataclasses import dataclass
+
+
+@dataclass
+class RFLayer:
+    name: str
+    kind: str
+    kernel: int
+    stride: int
+    padding: int  # left/top padding in pixels
+    dilation: int = 1
+
+
+def same_padding(size, kernel, stride, dilation=1):
+    """Left padding TF/Keras use for padding='same' on an input of ``size``."""
+    k = dilation * (kernel - 1) + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2
+
+
+def receptive_fields(stack):
+    """Rows of (layer, r, j, start) for a list of RFLayer, starting from a 1x1 input pixel."""
+    r, j, start = 1, 1, 0.5
+    rows = []
+    for layer in stack:
+        k = layer.dilation * (layer.kernel - 1) + 1
+        r = r + (k - 1) * j
+        start = start + ((k - 1) / 2 - layer.padding) * j
+        j = j * layer.stride
+        rows.append({"layer": layer.name, "kind": layer.kind, "kernel": layer.kernel, "stride": layer.stride,
+                     "padding": layer.padding, "dilation": layer.dilation,
+                     "receptive_field": r, "jump": j, "start": start})
+    return rows
+
+
+def _pair(v):
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
+def stack_from_model(model):
+    """RFLayers for the conv, pooling and zero-padding layers of a Keras model, in order.
+
+    Follows the main path of the functional graph in layer order; for residual networks that is
+    the longest path, which is what bounds the receptive field.
+    """
+    from keras import layers
+
+    stack = []
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)):
+            kind, k, s, d = "conv", _pair(layer.kernel_size), _pair(layer.strides), _pair(layer.dilation_rate)
+        elif isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D)):
+            kind, k, s, d = "pool", _pair(layer.pool_size), _pair(layer.strides), 1
+        elif isinstance(layer, layers.ZeroPadding2D):
+            pad = layer.padding[0][0] if isinstance(layer.padding[0], (tuple, list)) else layer.padding[0]
+            stack.append(RFLayer(layer.name, "pad", 1, 1, int(pad)))
+            continue
+        else:
+            continue
+        if getattr(layer, "padding", "valid") == "same":
+            size = layer.input.shape[1]
+            p = same_padding(size, k, s, d)
+        else:
+            p = 0
+        stack.append(RFLayer(layer.name, kind, int(k), int(s), int(p), int(d)))
+    return stack
+
+
+def parse_stack(text):
+    """``"conv:5,conv:3"`` or ``"conv:5:2,pool:2:2,conv:3:1:1:2"`` -> RFLayers (kind:kernel[:stride[:padding[:dilation]]])."""
+    stack = []
+    for i, part in enumerate(p for p in text.split(",") if p.strip()):
+        fields = part.strip().split(":")
+        kind = fields[0]
+        if kind not in ("conv", "pool"):
+            raise ValueError(f"layer {part!r}: kind must be conv or pool")
+        nums = [int(v) for v in fields[1:]]
+        if not nums:
+            raise ValueError(f"layer {part!r}: give at least the kernel size, e.g. {kind}:3")
+        kernel = nums[0]
+        stride = nums[1] if len(nums) > 1 else (kernel if kind == "pool" else 1)
+        padding = nums[2] if len(nums) > 2 else 0
+        dilation = nums[3] if len(nums) > 3 else 1
+        stack.append(RFLayer(f"{kind}{i + 1}", kind, kernel, stride, padding, dilation))
+    return stack
+
+
+def parameter_table(model):
+    """Per-layer parameter counts plus totals (trainable / non-trainable as Keras counts them)."""
+    import numpy as np
+
+    rows = []
+    for layer in model.layers:
+        trainable = int(sum(np.prod(w.shape) for w in layer.trainable_weights))
+        frozen = int(sum(np.prod(w.shape) for w in layer.non_trainable_weights))
+        shape = getattr(layer, "output", None)
+        rows.append({"layer": layer.name, "type": type(layer).__name__,
+                     "output_shape": list(shape.shape) if shape is not None and hasattr(shape, "shape") else None,
+                     "trainable": trainable, "non_trainable": frozen, "total": trainable + frozen})
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"total": trainable + frozen, "trainable": trainable, "non_trainable": frozen, "layers": rows}

@@ -1,0 +1,401 @@
+"""The ``kerascnn`` command. Parsers are defined here; each command imports its heavy parts lazily."""
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+
+def format_table(rows, columns=None):
+    """Plain fixed-width table for terminal output."""
+    if not rows:
+        return "(none)"
+    columns = columns or list(rows[0])
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}" if abs(v) >= 10000 else str(v)
+    return "" if v is None else str(v)
+
+
+def emit(args, text, payload):
+    """Human-readable text, or with --json one JSON object as the last line."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, default=str))
+    elif text:
+        print(text)
+
+
+def is_run_dir(value):
+    return (Path(value) / "config.json").exists()
+
+
+def config_from(args, target=None):
+    """Resolve a run directory's config, or a task's config with --data-dir and --set applied."""
+    from kerascnn import rundir
+    from kerascnn.tasks import resolve_config
+
+    target = target or args.target
+    if is_run_dir(target):
+        return rundir.load_config(target)
+    return resolve_config(target, getattr(args, "set", None) or (), data_dir=getattr(args, "data_dir", None))
+
+
+def model_from(args):
+    """The model of a run (best checkpoint) or a freshly built model of a task."""
+    if is_run_dir(args.target):
+        from kerascnn import rundir
+
+        return rundir.load_model(args.target, "best")
+    from kerascnn.data import dataset_module
+    from kerascnn.train import build_model
+
+    cfg = config_from(args)
+    module = dataset_module(cfg.dataset)
+    if hasattr(module, "input_spec"):
+        input_shape, num_classes = module.input_spec(cfg)
+    else:
+        from kerascnn.data import load_dataset
+
+        splits = load_dataset(cfg)
+        input_shape, num_classes = splits.input_shape, splits.num_classes
+    return build_model(cfg, input_shape, num_classes)
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_train(args):
+    from kerascnn.tasks import get_task, resolve_config
+    from kerascnn.train import train
+
+    if args.resume:
+        if args.set or args.task:
+            raise SystemExit("error: --resume continues a run with its own config.json; drop --task/--set")
+        metrics = train(resume=args.resume, quiet=args.quiet)
+    else:
+        if not args.task:
+            raise SystemExit("error: give --task NAME (see `kerascnn tasks`) or --resume RUN_DIR")
+        overrides = list(args.set or [])
+        if args.epochs is not None:
+            overrides.append(f"epochs={args.epochs}")
+        cfg = resolve_config(args.task, overrides, data_dir=args.data_dir)
+        if args.show_config:
+            from kerascnn.config import describe_fields
+            from kerascnn.models import model_arguments
+
+            rows = [{"key": k, "value": v, "help": h} for k, v, h in describe_fields(cfg, model_arguments(cfg.model))]
+            return emit(args, f"{get_task(args.task).description}\n\n" + format_table(rows), cfg.to_dict())
+        metrics = train(cfg, run_dir=args.run_dir, quiet=args.quiet, runs_root=args.runs_root)
+    text = (f"run directory: {metrics['run_dir']}\n"
+            f"best val accuracy {metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']} "
+            f"of {metrics['epochs_run']}; train {metrics['train_seconds']:.1f} s, {metrics['images_per_s']} images/s")
+    emit(args, text, metrics)
+
+
+def cmd_tasks(args):
+    from kerascnn.tasks import TASKS
+
+    rows = [{"task": t.name, "dataset": t.config.dataset, "model": t.config.model, "description": t.description}
+            for t in TASKS.values()]
+    emit(args, format_table(rows), rows)
+
+
+def cmd_evaluate(args):
+    from kerascnn.evaluate import evaluate_run
+
+    m = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint)
+    text = (f"{m['split']} ({m['checkpoint']}): accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} "
+            f"on {m['images']} images\nconfusion matrix: {m['confusion_png']}, {m['confusion_csv']}")
+    emit(args, text, m)
+
+
+def cmd_predict(args):
+    from kerascnn.predict import predict_files, write_predictions
+
+    rows, skipped = predict_files(args.run, args.inputs, checkpoint=args.checkpoint)
+    if args.out:
+        write_predictions(rows, args.out, minimal=args.minimal)
+    text = format_table(rows[:50] if args.out else rows, ["id", "label", "class_name", "probability"])
+    if args.out:
+        text = f"wrote {len(rows)} predictions to {args.out}" + (f" ({len(skipped)} unreadable skipped)" if skipped else "")
+    emit(args, text, {"predictions": len(rows), "out": args.out, "skipped": skipped,
+                      "rows": rows if not args.out else rows[:20]})
+
+
+def cmd_export(args):
+    from kerascnn.export import FORMATS, export_run, verify_export
+
+    formats = FORMATS if "all" in args.format else tuple(args.format)
+    written = export_run(args.run, formats, checkpoint=args.checkpoint)
+    payload = {"run_dir": args.run, "exported": written}
+    text = "\n".join(f"{fmt:10s} {path}" for fmt, path in written.items())
+    if args.verify:
+        report = verify_export(args.run, written, checkpoint=args.checkpoint)
+        payload["verify"] = report
+        text += "\n" + format_table([{"format": k, **v} for k, v in report.items()])
+    emit(args, text, payload)
+
+
+def cmd_params(args):
+    from kerascnn.analysis import parameter_table
+
+    table = parameter_table(model_from(args))
+    text = format_table(table["layers"]) + (f"\n\ntotal {table['total']:,}  trainable {table['trainable']:,}  "
+                                             f"non-trainable {table['non_trainable']:,}")
+    emit(args, text, table)
+
+
+def cmd_receptive_field(args):
+    from kerascnn.analysis import parse_stack, receptive_fields, stack_from_model
+
+    if args.stack:
+        stack = parse_stack(args.stack)
+    elif args.target:
+        stack = stack_from_model(model_from(args))
+    else:
+        raise SystemExit("error: give a run directory or task, or --stack 'conv:5,conv:3'")
+    rows = receptive_fields(stack)
+    last = rows[-1] if rows else {}
+    text = format_table(rows) + (f"\n\nreceptive field of the last layer: {last['receptive_field']}x"
+                                 f"{last['receptive_field']} input pixels" if rows else "")
+    emit(args, text, {"layers": rows, "receptive_field": last.get("receptive_field")})
+
+
+def cmd_visualize(args):
+    from kerascnn.vis.commands import visualize
+
+    written = visualize(args)
+    emit(args, "\n".join(map(str, written)), {"figures": [str(p) for p in written]})
+
+
+def cmd_experiment(args):
+    from kerascnn.experiments import STUDIES, run_study
+
+    if args.list or not args.name:
+        rows = [{"study": s.name, "task": s.task, "variants": len(s.variants), "what": s.description}
+                for s in STUDIES.values()]
+        return emit(args, format_table(rows), rows)
+    result = run_study(args.name, epochs=args.epochs, overrides=args.set or [], repeats=args.repeats,
+                       data_dir=args.data_dir, out_root=args.out, quiet=args.quiet)
+    emit(args, result["markdown"] + f"\nstudy directory: {result['study_dir']}", result)
+
+
+def cmd_tune(args):
+    from tuning.search import run_search
+
+    result = run_search(args)
+    emit(args, result.get("text", ""), result)
+
+
+def cmd_report(args):
+    from kerascnn.report import build_report
+
+    result = build_report(args)
+    emit(args, f"wrote {result['path']}", result)
+
+
+def cmd_benchmark(args):
+    from kerascnn.benchmark import run_benchmark
+
+    rows = run_benchmark(args)
+    emit(args, format_table(rows), {"results": rows})
+
+
+def cmd_data(args):
+    if args.data_command == "augmentations":
+        from kerascnn.data.augment import AUGMENTATIONS
+
+        rows = [{"name": k, "default": d, "what": w} for k, (d, _, w) in sorted(AUGMENTATIONS.items())]
+        return emit(args, format_table(rows), rows)
+    if args.data_command == "artists":
+        from kerascnn.data import data_home
+        from kerascnn.data.artists import download
+
+        dest = download(args.url, args.dest or data_home() / "artists", sha256=args.sha256)
+        return emit(args, f"artists data in {dest}", {"path": str(dest)})
+    if args.data_command == "faces":
+        from kerascnn.data.faces_fetch import run
+
+        return run(args)
+    if args.data_command == "info":
+        from kerascnn.data import load_dataset
+
+        cfg = config_from(args, args.task)
+        splits = load_dataset(cfg)
+        rows = [{"split": name, "images": len(part.x), "shape": "x".join(map(str, part.x.shape[1:]))}
+                for name in ("train", "val", "test") if (part := getattr(splits, name)) is not None]
+        return emit(args, format_table(rows) + f"\n{splits.num_classes} classes: {', '.join(splits.class_names)}",
+                    {"splits": rows, "class_names": splits.class_names})
+    raise SystemExit("error: give a data command: info, augmentations, artists, faces")
+
+
+# ---------------------------------------------------------------- parsers
+
+def _common(p, data=True, overrides=True):
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    if data:
+        p.add_argument("--data-dir", help="local dataset directory or file (overrides the default location)")
+    if overrides:
+        p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override recipe fields or model.ARG")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kerascnn", description=__doc__.splitlines()[0].replace(
+        "The ``kerascnn`` command. ", "Train, study, tune, explain and export Keras image classifiers. "))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a task into a run directory")
+    p.add_argument("--task")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--run-dir", help="where to write the run (default runs/<task>/<time>-<id>)")
+    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--show-config", action="store_true", help="print the resolved config and every key, then exit")
+    _common(p)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("tasks", help="list the tasks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_tasks)
+
+    p = sub.add_parser("evaluate", help="metrics and confusion matrix of a run on a split")
+    p.add_argument("run")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last", "initial"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files or folders")
+    p.add_argument("run")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--out", help="write a CSV (id,label,class_name,probability)")
+    p.add_argument("--minimal", action="store_true", help="write only id,label (the assignments' format)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("export", help="export a run's model (keras, savedmodel, tflite)")
+    p.add_argument("run")
+    p.add_argument("--format", nargs="+", default=["all"], choices=["all", "keras", "savedmodel", "tflite"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--verify", action="store_true",
+                   help="reload each export in a new process and compare with the checkpoint on val images")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("params", help="parameter counts of a run or task, per layer")
+    p.add_argument("target", metavar="RUN_OR_TASK")
+    _common(p)
+    p.set_defaults(fn=cmd_params)
+
+    p = sub.add_parser("receptive-field", help="receptive field, jump and start per conv/pool layer")
+    p.add_argument("target", nargs="?", metavar="RUN_OR_TASK")
+    p.add_argument("--stack", help="a layer stack instead, e.g. 'conv:5,conv:3' or 'conv:5:2,pool:2:2'"
+                                   " (kind:kernel[:stride[:padding[:dilation]]])")
+    _common(p)
+    p.set_defaults(fn=cmd_receptive_field)
+
+    p = sub.add_parser("visualize", help="figures from a run (curves, confusion, ...)")
+    p.add_argument("run")
+    p.add_argument("--kind", required=True)
+    p.add_argument("--out", help="output folder (default RUN/vis)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last", "initial"])
+    p.add_argument("--split", default="val")
+    p.add_argument("--layers", help="comma-separated layer names, or conv1, conv2 for the n-th conv layer")
+    p.add_argument("--images", nargs="+", help="image files (paths, or paths relative to the dataset folder)")
+    p.add_argument("--units", nargs="+", type=int, help="unit or filter indices")
+    p.add_argument("--class", dest="class_name", help="class name or index to explain")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_visualize)
+
+    p = sub.add_parser("experiment", help="run a study (a list of config variants) and tabulate it")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--repeats", type=int, default=1, help="seeds per variant; tables report mean and std")
+    p.add_argument("--out", default="studies", help="root of study directories")
+    p.add_argument("--quiet", action="store_true")
+    _common(p)
+    p.set_defaults(fn=cmd_experiment)
+
+    p = sub.add_parser("tune", help="KerasTuner search over a model family")
+    p.add_argument("--task", default="artists")
+    p.add_argument("--tuner", default="hyperband", choices=["hyperband", "random", "bayesian"])
+    p.add_argument("--max-epochs", type=int, default=30)
+    p.add_argument("--max-trials", type=int, default=30)
+    p.add_argument("--time-budget", type=float, help="stop starting new trials after this many minutes")
+    p.add_argument("--out", default="tuning_runs")
+    p.add_argument("--name")
+    p.add_argument("--retrain-seeds", type=int, default=1)
+    p.add_argument("--overwrite", action="store_true")
+    _common(p)
+    p.set_defaults(fn=cmd_tune)
+
+    p = sub.add_parser("report", help="assemble a Markdown report from studies and runs")
+    p.add_argument("task")
+    p.add_argument("--studies", default="studies")
+    p.add_argument("--tuning", default="tuning_runs")
+    p.add_argument("--out")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("benchmark", help="training and input-pipeline throughput")
+    p.add_argument("--task", nargs="+", default=["artists"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--repeats", type=int, default=1)
+    _common(p)
+    p.set_defaults(fn=cmd_benchmark)
+
+    p = sub.add_parser("data", help="dataset utilities: info, augmentations, downloads")
+    dsub = p.add_subparsers(dest="data_command")
+    d = dsub.add_parser("info", help="split sizes and classes of a task's dataset")
+    d.add_argument("task")
+    _common(d)
+    d = dsub.add_parser("augmentations", help="list the augmentation names for --set augment=[...]")
+    d.add_argument("--json", action="store_true")
+    d = dsub.add_parser("artists", help="download the artists archive from a URL you have")
+    d.add_argument("action", choices=["download"])
+    d.add_argument("--url", required=True)
+    d.add_argument("--sha256")
+    d.add_argument("--dest")
+    d.add_argument("--json", action="store_true")
+    d = dsub.add_parser("faces", help="FaceScrub download-crop-verify")
+    fsub = d.add_subparsers(dest="faces_command", required=True)
+    f = fsub.add_parser("fetch")
+    try:
+        from kerascnn.data.faces_fetch import add_arguments
+
+        add_arguments(f)
+    except ImportError:
+        pass
+    p.set_defaults(fn=cmd_data)
+    return parser
+
+
+def main(argv=None):
+    from kerascnn.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    try:
+        args.fn(args)
+    except (ConfigError, KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        if os.environ.get("KERASCNN_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The resolved configuration of a run: one dataclass, overridable with ``--set key=value``.
+
+Recipe fields are typed dataclass fields; model arguments live in ``model_args`` and are set as
+``model.KEY`` and checked against the model builder's own keyword defaults. Values are Python
+literals (``8``, ``0.5``, ``true``, ``[16,32,64]``, ``adam``); every override is type-checked and
+an unknown key is an error that lists the valid ones.
+"""
+import ast
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+LR_SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "plateau")
+PRECISIONS = ("off", "float16", "bfloat16")
+CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "mixed_precision": PRECISIONS}
+
+
+class ConfigError(ValueError):
+    """A bad ``--set`` override or configuration value."""
+
+
+@dataclass
+class Config:
+    task: str = ""
+    dataset: str = ""
+    model: str = ""
+    model_args: dict = field(default_factory=dict)
+    data_dir: typing.Optional[str] = None
+    cache_dir: typing.Optional[str] = None
+    image_size: int = 50
+    preprocess: str = "unit"
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    seed: int = 0
+    epochs: int = 50
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    lr_step_size: int = 30
+    lr_gamma: float = 0.1
+    lr_min: float = 0.0
+    lr_restart_period: int = 10
+    warmup_epochs: int = 0
+    plateau_patience: int = 5
+    early_stopping: int = 0
+    augment: list = field(default_factory=list)
+    label_smoothing: float = 0.0
+    mixed_precision: str = "off"
+    jit_compile: bool = False
+    checkpoint_every: float = 10.0
+    tensorboard: bool = True
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+FIELD_HELP = {
+    "model_args": "set as model.KEY=VALUE",
+    "preprocess": "unit | centered | imagenet | caffe | none",
+    "val_fraction": "held-out share of the training data for validation",
+    "split_seed": "seed of the train/val split (kept fixed across repeats)",
+    "seed": "seed of initialisation, shuffling and augmentation",
+    "optimizer": " | ".join(OPTIMIZERS),
+    "weight_decay": "decoupled weight decay applied by the optimizer (L2 penalty: model.l2)",
+    "lr_schedule": " | ".join(LR_SCHEDULES),
+    "lr_step_size": "epochs between decays (step)",
+    "lr_gamma": "decay factor (step, plateau)",
+    "lr_min": "floor of cosine schedules",
+    "lr_restart_period": "epochs per cosine warm restart cycle",
+    "early_stopping": "patience in epochs on val accuracy; 0 = off",
+    "augment": "list of augmentations, e.g. [flip,rotate:15]; see `kerascnn data augmentations`",
+    "mixed_precision": "off | float16 (GPU) | bfloat16 (slow on CPUs without bf16 units)",
+    "checkpoint_every": "seconds between resume checkpoints; 0 = every epoch",
+}
+
+
+def _parse_literal(text):
+    """Parse a value as a Python literal; bare words and bracketed bare words become strings."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    stripped = text.strip()
+    if stripped[:1] in "[(" and stripped[-1:] in "])":
+        inner = stripped[1:-1].strip()
+        return [_parse_literal(item) for item in inner.split(",")] if inner else []
+    return text
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_like(key, value, example):
+    """Coerce ``value`` to the kind of ``example`` (a default), or raise ConfigError."""
+    if example is None:
+        return value
+    if isinstance(example, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(example, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+            return list(value)  # one value per layer
+    elif isinstance(example, float):
+        if _is_number(value):
+            return float(value)
+        if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+            return [float(v) for v in value]
+    elif isinstance(example, str):
+        if isinstance(value, str):
+            return value
+        if _is_number(value) or isinstance(value, bool):
+            return str(value)
+    elif isinstance(example, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if value is not None and not isinstance(value, dict):
+            return [value]
+    raise ConfigError(f"{key}={value!r}: expected a value like {example!r} ({type(example).__name__})")
+
+
+def _field_types():
+    return typing.get_type_hints(Config)
+
+
+def apply_overrides(cfg, overrides, model_defaults):
+    """Return a copy of ``cfg`` with each ``key=value`` override applied and checked."""
+    changes, model_args = {}, dict(cfg.model_args)
+    types = _field_types()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        value = _parse_literal(raw)
+        if key.startswith("model."):
+            arg = key[len("model."):]
+            if arg not in model_defaults:
+                valid = ", ".join(f"model.{k}" for k in sorted(model_defaults))
+                raise ConfigError(f"unknown model argument {key!r} for model {cfg.model!r}; valid: {valid}")
+            model_args[arg] = _check_like(key, value, model_defaults[arg])
+            continue
+        if key not in types or key == "model_args":
+            valid = ", ".join(sorted(k for k in types if k != "model_args")) + ", model.<arg>"
+            raise ConfigError(f"unknown key {key!r}; valid keys: {valid}")
+        changes[key] = _check_field(key, value, types[key])
+    return dataclasses.replace(cfg, model_args=model_args, **changes)
+
+
+def _check_field(key, value, hint):
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    if value is None and optional:
+        return None
+    base = typing.get_args(hint)[0] if optional else hint
+    example = {int: 0, float: 0.0, bool: False, str: "", list: [], dict: {}}[base]
+    value = _check_like(key, value, example) if base is not dict else value
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}={value!r}: choose one of {', '.join(CHOICES[key])}")
+    if key == "augment":
+        from kerascnn.data.augment import parse_entry
+
+        for entry in value:
+            try:
+                parse_entry(entry)
+            except ValueError as exc:
+                raise ConfigError(f"augment: {exc}") from None
+    return value
+
+
+def describe_fields(cfg, model_defaults):
+    """(key, current value, help) rows for ``--help-config`` listings."""
+    rows = [(f.name, getattr(cfg, f.name), FIELD_HELP.get(f.name, "")) for f in dataclasses.fields(cfg)
+            if f.name != "model_args"]
+    rows += [(f"model.{k}", cfg.model_args.get(k, v), "") for k, v in sorted(model_defaults.items())]
+    return rows

@@ -1,0 +1,74 @@
+"""Dataset registry. Each dataset module exposes ``load(cfg) -> Splits`` and a ``LAYOUT`` help text.
+
+Paths: ``--data-dir`` always wins. Otherwise datasets live under the data home: ``$KERASCNN_DATA``
+if set, else the project's ``data/`` folder in a source checkout, else ``~/.cache/kerascnn``.
+Decoded-array caches go to ``<data home>/cache``.
+"""
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kerascnn.data.images import ImageSet
+
+# Dataset modules: every module of this package that defines ``load(cfg)``; helpers are listed here.
+_NOT_DATASETS = {"images", "pipeline", "augment", "download", "faces_fetch"}
+
+
+@dataclass
+class Splits:
+    """A dataset ready for training: uint8 image arrays per split and the class names."""
+
+    name: str
+    class_names: list
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet = None
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return tuple(self.train.x.shape[1:])
+
+    def split(self, name):
+        part = getattr(self, name, None)
+        if part is None:
+            raise ValueError(f"dataset {self.name!r} has no {name!r} split")
+        return part
+
+
+def data_home():
+    if os.environ.get("KERASCNN_DATA"):
+        return Path(os.environ["KERASCNN_DATA"])
+    project_data = Path(__file__).resolve().parents[2] / "data"
+    if (project_data / "README.md").exists():
+        return project_data
+    return Path.home() / ".cache" / "kerascnn"
+
+
+def cache_dir(cfg=None):
+    if cfg is not None and getattr(cfg, "cache_dir", None):
+        return Path(cfg.cache_dir)
+    return data_home() / "cache"
+
+
+def dataset_dir(cfg, name):
+    return Path(cfg.data_dir) if cfg.data_dir else data_home() / name
+
+
+def available_datasets():
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_DATASETS)
+
+
+def dataset_module(name):
+    if name not in available_datasets():
+        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+    return importlib.import_module(f"kerascnn.data.{name}")
+
+
+def load_dataset(cfg):
+    return dataset_module(cfg.dataset).load(cfg)

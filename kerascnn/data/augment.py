@@ -1,0 +1,95 @@
+"""Augmentation described as data: ``["flip", "rotate:15", "jitter:0.2"]`` -> Keras layers.
+
+One spec language serves training augmentation, the robustness study's fixed transformations and
+``--set augment=[...]``. Each entry is ``name`` or ``name:strength``; pixel values are raw [0, 255].
+"""
+import keras
+from keras import layers
+
+VALUE_RANGE = (0, 255)
+
+
+def _flip(s):
+    return layers.RandomFlip({"h": "horizontal", "v": "vertical", "hv": "horizontal_and_vertical"}[s or "h"])
+
+
+# name -> (default strength, factory(strength) -> layer, what it does)
+AUGMENTATIONS = {
+    "flip": ("h", _flip, "random flip: h (default), v or hv"),
+    "hflip": (1.0, lambda p: RandomApply(layers.RandomFlip("horizontal"), p), "horizontal flip with probability p"),
+    "rotate": (15.0, lambda deg: layers.RandomRotation(float(deg) / 360.0, fill_mode="reflect"), "rotation up to +-deg degrees"),
+    "translate": (0.1, lambda f: layers.RandomTranslation(float(f), float(f), fill_mode="reflect"), "shift up to a fraction of the size"),
+    "zoom": (0.1, lambda f: layers.RandomZoom((-float(f), float(f)), fill_mode="reflect"), "zoom in or out by up to a fraction"),
+    "crop": (4, lambda px: PadAndCrop(int(px)), "pad by px pixels (reflect) then random crop back"),
+    "brightness": (0.2, lambda f: layers.RandomBrightness(float(f), value_range=VALUE_RANGE), "brightness shift by up to a fraction of the range"),
+    "contrast": (0.2, lambda f: layers.RandomContrast(float(f), value_range=VALUE_RANGE), "contrast scaled by 1 +- f"),
+    "saturation": (0.2, lambda f: layers.RandomSaturation((0.5 - float(f) / 2, 0.5 + float(f) / 2), value_range=VALUE_RANGE), "saturation changed by up to f"),
+    "hue": (0.1, lambda f: layers.RandomHue(float(f), value_range=VALUE_RANGE), "hue rotated by up to f of the circle"),
+    "jitter": (0.2, lambda f: layers.RandomColorJitter(VALUE_RANGE, brightness_factor=float(f), contrast_factor=float(f),
+                                                       saturation_factor=(0.5 - float(f) / 2, 0.5 + float(f) / 2),
+                                                       hue_factor=float(f) / 2), "brightness, contrast, saturation and hue together"),
+    "grayscale": (1.0, lambda p: layers.RandomGrayscale(float(p), output_channels=3), "grey with probability p"),
+    "blur": (1.0, lambda sigma: layers.RandomGaussianBlur(1.0, kernel_size=max(3, 2 * int(2 * float(sigma)) + 1),
+                                                          sigma=float(sigma), value_range=VALUE_RANGE), "Gaussian blur, sigma up to s"),
+    "perspective": (0.3, lambda f: layers.RandomPerspective(1.0, scale=float(f)), "perspective warp of strength f"),
+    "shear": (0.2, lambda f: layers.RandomShear(float(f), float(f), fill_mode="reflect"), "shear by up to f"),
+    "erasing": (0.3, lambda f: layers.RandomErasing(1.0, scale=(0.02, float(f)), value_range=VALUE_RANGE), "random erasing up to f of the area"),
+}
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class RandomApply(layers.Layer):
+    """Apply ``layer`` to each image with probability ``rate``."""
+
+    def __init__(self, layer, rate=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.layer, self.rate = layer, float(rate)
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def call(self, x, training=True):
+        if not training:
+            return x
+        batch = keras.ops.shape(x)[0]
+        pick = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < self.rate
+        return keras.ops.where(pick, self.layer(x, training=True), x)
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class PadAndCrop(layers.Layer):
+    """The classic CIFAR augmentation: reflect-pad by ``pad`` pixels, crop a random window back."""
+
+    def __init__(self, pad=4, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = int(pad)
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def call(self, x, training=True):
+        if not training or not self.pad:
+            return x
+        p = self.pad
+        h, w = x.shape[1], x.shape[2]
+        padded = keras.ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        offsets = keras.random.randint((2,), 0, 2 * p + 1, seed=self.seed_generator)
+        return keras.ops.slice(padded, [0, offsets[0], offsets[1], 0], [keras.ops.shape(x)[0], h, w, x.shape[3]])
+
+
+def parse_entry(entry):
+    name, _, strength = str(entry).partition(":")
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; available: {', '.join(sorted(AUGMENTATIONS))}")
+    default, factory, _ = AUGMENTATIONS[name]
+    return name, (strength if strength else default), factory
+
+
+def build_augmentation(spec, seed=None):
+    """A ``keras.Sequential`` of augmentation layers for ``spec``, or None when the spec is empty."""
+    if not spec:
+        return None
+    stack = []
+    for i, entry in enumerate(spec):
+        name, strength, factory = parse_entry(entry)
+        layer = factory(strength)
+        if seed is not None and hasattr(layer, "seed"):
+            layer.seed = seed + i
+        stack.append(layer)
+    return keras.Sequential(stack, name="augmentation")

@@ -1,0 +1,191 @@
+"""Run a study: every variant (times every seed) through ``kerascnn.train``, then one table and plots.
+
+Layout: ``<out>/<study>/runs/<variant>/seed<k>/`` (ordinary run directories), ``table.csv``,
+``table.md``, ``curves.png`` and, for numeric sweeps, ``sweep.png``. A finished run (metrics.json
+present) is skipped on a re-run, an interrupted one resumes; a run finished under a different
+configuration is an error rather than silently mixed into the table.
+"""
+import csv
+import importlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from kerascnn import rundir
+from kerascnn.experiments import STUDIES
+from kerascnn.io import atomic_path, atomic_write, write_json
+
+COLUMNS = ["variant", "train_accuracy", "val_accuracy", "best_epoch", "epochs_run", "seconds"]
+
+
+def get_study(name):
+    if name not in STUDIES:
+        raise KeyError(f"unknown study {name!r}; available: {', '.join(sorted(STUDIES))}")
+    return STUDIES[name]
+
+
+def _comparable(cfg_dict):
+    return {k: v for k, v in cfg_dict.items() if k not in ("data_dir", "cache_dir")}
+
+
+def train_variant(cfg, run_dir, quiet):
+    from kerascnn.train import train
+
+    if (run_dir / "metrics.json").exists():
+        saved = rundir.load_config(run_dir).to_dict()
+        if _comparable(saved) != _comparable(cfg.to_dict()):
+            raise ValueError(f"{run_dir} finished with a different configuration; delete it or choose another --out")
+        return rundir.read_json(run_dir, "metrics.json")
+    if (run_dir / "config.json").exists():
+        return train(resume=run_dir, quiet=quiet)
+    return train(cfg, run_dir=run_dir, quiet=quiet)
+
+
+def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_root="studies", quiet=False):
+    from kerascnn.tasks import resolve_config
+
+    study = get_study(name)
+    study_dir = Path(out_root) / name
+    results = []
+    for variant, variant_overrides in study.variants:
+        for seed in range(repeats):
+            sets = study.base + variant_overrides + list(overrides) + ([f"epochs={epochs}"] if epochs else [])
+            cfg = resolve_config(study.task, sets + [f"seed={seed}"], data_dir=data_dir)
+            run_dir = study_dir / "runs" / variant / f"seed{seed}"
+            if not quiet:
+                print(f"[{name}] {variant} seed {seed}: {' '.join(variant_overrides) or '(base)'}", flush=True)
+            metrics = train_variant(cfg, run_dir, quiet)
+            results.append({"variant": variant, "seed": seed, "overrides": variant_overrides, "cfg": cfg,
+                            "run_dir": run_dir, "metrics": metrics})
+    rows = summarise(results, study)
+    extra = {}
+    if study.post:
+        module, fn = study.post.split(":")
+        extra = getattr(importlib.import_module(module), fn)(study, study_dir, results, quiet=quiet) or {}
+        rows = extra.get("rows", rows)
+    markdown = write_tables(study_dir, study, rows, extra.get("columns"))
+    plot_curves(study_dir / "curves.png", results, study)
+    if study.sweep:
+        plot_sweep(study_dir / "sweep.png", rows, study)
+    write_json(study_dir / "study.json", {"study": name, "task": study.task, "description": study.description,
+                                          "repeats": repeats, "epochs": epochs, "overrides": list(overrides),
+                                          "rows": rows})
+    return {"study": name, "study_dir": str(study_dir), "rows": rows, "markdown": markdown}
+
+
+def _metric_row(m):
+    return {"train_accuracy": m["best"]["train_accuracy"], "val_accuracy": m["best"]["val_accuracy"],
+            "last_val_accuracy": m["last"]["val_accuracy"], "best_epoch": m["best_epoch"],
+            "epochs_run": m["epochs_run"], "seconds": m["train_seconds"]}
+
+
+def summarise(results, study):
+    """One row per variant: means over seeds, with standard deviations when there are several."""
+    rows = []
+    for variant, overrides in study.variants:
+        runs = [_metric_row(r["metrics"]) for r in results if r["variant"] == variant]
+        row = {"variant": variant, "overrides": " ".join(overrides), "seeds": len(runs)}
+        for key in runs[0]:
+            values = np.array([r[key] for r in runs], dtype=float)
+            row[key] = float(values.mean())
+            if len(runs) > 1:
+                row[f"{key}_std"] = float(values.std(ddof=1))
+        if study.sweep:
+            row[study.sweep] = sweep_value(overrides, study.sweep)
+        rows.append(row)
+    return rows
+
+
+def sweep_value(overrides, key):
+    for item in overrides:
+        k, _, v = item.partition("=")
+        if k == key:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+    return None
+
+
+def _cell(row, key):
+    v = row.get(key)
+    if isinstance(v, float):
+        text = f"{v:.4f}" if "accuracy" in key else (f"{v:.1f}" if key in ("best_epoch", "epochs_run", "seconds") else f"{v:g}")
+        if f"{key}_std" in row:
+            text += f" ± {row[f'{key}_std']:.4f}" if "accuracy" in key else f" ± {row[f'{key}_std']:.1f}"
+        return text
+    return "" if v is None else str(v)
+
+
+def write_tables(study_dir, study, rows, columns=None):
+    columns = columns or COLUMNS + ["last_val_accuracy", "overrides"]
+    csv_columns = [c for c in rows[0] if c != "cfg"] if rows else columns
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=csv_columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(Path(study_dir) / "table.csv", buf.getvalue())
+    lines = [f"### {study.name}: {study.description}", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r, c) for c in columns) + " |" for r in rows]
+    markdown = "\n".join(lines) + "\n"
+    atomic_write(Path(study_dir) / "table.md", markdown)
+    return markdown
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(path, results, study):
+    """Validation accuracy per epoch, one line per variant (mean over seeds), train dashed."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, (variant, _) in enumerate(study.variants):
+        histories = [rundir.read_history(r["run_dir"]) for r in results if r["variant"] == variant]
+        n = min(len(h) for h in histories)
+        if not n:
+            continue
+        color = f"C{i % 10}"
+        epochs = np.arange(1, n + 1)
+        for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
+            val = np.mean([[row[f"val_{key}"] for row in h[:n]] for h in histories], axis=0)
+            tr = np.mean([[row[key] for row in h[:n]] for h in histories], axis=0)
+            ax.plot(epochs, val, color=color, label=variant)
+            ax.plot(epochs, tr, color=color, linestyle=":", alpha=0.6)
+    for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.set_title(f"validation {key} (solid) and train (dotted)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{study.name}: {study.description}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_sweep(path, rows, study):
+    plt = _figure()
+    points = [r for r in rows if isinstance(r.get(study.sweep), float)]
+    xs = [r[study.sweep] for r in points]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("train_accuracy", "train"), ("val_accuracy", "validation")):
+        ax.errorbar(xs, [r[key] for r in points], yerr=[r.get(f"{key}_std", 0) for r in points],
+                    marker="o", capsize=3, label=label)
+    ax.set_xlabel(study.sweep)
+    ax.set_ylabel("accuracy (best checkpoint)")
+    ax.set_title(study.name)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

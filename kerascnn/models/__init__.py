@@ -1,0 +1,52 @@
+"""Model registry: ``create_model(name, input_shape, num_classes, **kwargs)``, timm style.
+
+Each family lives in its own module and registers its builders with ``@register``. A builder is
+a plain function returning a functional ``keras.Model``; its keyword arguments and their defaults
+are the model's configurable surface (``--set model.KEY=VALUE`` is checked against them).
+"""
+import importlib
+import inspect
+import pkgutil
+
+_BUILDERS = {}
+
+
+def register(fn):
+    _BUILDERS[fn.__name__] = fn
+    return fn
+
+
+def _load_all():
+    """Import every family module once (lazily, so ``import kerascnn`` stays cheap)."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "common":
+            importlib.import_module(f"kerascnn.models.{info.name}")
+
+
+def available_models():
+    _load_all()
+    return sorted(_BUILDERS)
+
+
+def get_builder(name):
+    _load_all()
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_BUILDERS))}")
+    return _BUILDERS[name]
+
+
+def model_arguments(name):
+    """The builder's configurable keyword arguments and defaults.
+
+    Shape, class count and preprocessing come from the dataset and recipe, not from ``model.*``.
+    """
+    sig = inspect.signature(get_builder(name))
+    return {
+        k: p.default
+        for k, p in sig.parameters.items()
+        if k not in ("input_shape", "num_classes", "preprocess") and p.default is not inspect.Parameter.empty
+    }
+
+
+def create_model(name, input_shape, num_classes, **kwargs):
+    return get_builder(name)(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)

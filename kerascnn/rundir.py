@@ -1,0 +1,85 @@
+"""A run directory: everything one training run leaves behind, and the input of every other command.
+
+    config.json        the fully resolved Config
+    history.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds)
+    metrics.json       final and best metrics, timing, parameter count
+    initial.weights.h5 weights before training
+    best.keras         the model at its best validation accuracy
+    last.keras         the model after the last epoch (with optimizer state, for --resume)
+    class_names.json   label index -> class name
+    state.json         resume state; curves.png; tensorboard/; eval/, export/, vis/ from later commands
+"""
+import csv
+import io
+import json
+import secrets
+import time
+from pathlib import Path
+
+from kerascnn.config import Config
+from kerascnn.io import atomic_write
+
+CHECKPOINTS = ("best", "last", "initial")
+
+
+class RunDirError(FileNotFoundError):
+    """Not a run directory, or a file the command needs is missing from it."""
+
+
+def new_run_dir(task, root="runs"):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / task / f"{stamp}-{secrets.token_hex(3)}"
+
+
+def require(run_dir, name):
+    path = Path(run_dir) / name
+    if not path.exists():
+        hint = "" if (Path(run_dir) / "config.json").exists() else " (is it a run directory made by `kerascnn train`?)"
+        raise RunDirError(f"{path} does not exist{hint}")
+    return path
+
+
+def load_config(run_dir):
+    return Config.from_dict(json.loads(require(run_dir, "config.json").read_text()))
+
+
+def load_model(run_dir, checkpoint="best"):
+    """The model of a run at ``checkpoint`` (best, last or initial)."""
+    import keras
+
+    import kerascnn.data.augment  # noqa: F401  (registers custom layers for deserialisation)
+    import kerascnn.models.common  # noqa: F401
+
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, not {checkpoint!r}")
+    if checkpoint == "initial":
+        model = keras.models.load_model(require(run_dir, "best.keras"), compile=False)
+        model.load_weights(require(run_dir, "initial.weights.h5"))
+        return model
+    return keras.models.load_model(require(run_dir, f"{checkpoint}.keras"), compile=False)
+
+
+def read_history(run_dir):
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_history(run_dir, rows):
+    if not rows:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(Path(run_dir) / "history.csv", buf.getvalue())
+
+
+def read_json(run_dir, name):
+    return json.loads(require(run_dir, name).read_text())
+
+
+def class_names(run_dir):
+    return read_json(run_dir, "class_names.json")

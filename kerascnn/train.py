@@ -1,0 +1,267 @@
+"""One training entry for every task: resolved Config in, complete run directory out.
+
+``train(cfg)`` builds the dataset, model, optimizer and schedule from the config, trains with
+``model.fit`` and writes the run directory described in ``kerascnn.rundir``. A run killed at any
+point resumes with ``train(resume=RUN_DIR)`` and ends with the same epochs and files as an
+uninterrupted one: checkpoints are journaled (written under a new name, recorded in state.json,
+then renamed into place), so state.json and the checkpoints it names always agree.
+"""
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerascnn import rundir
+from kerascnn.config import Config
+from kerascnn.io import atomic_path, write_json
+
+
+def configure_precision(cfg):
+    import keras
+
+    policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[cfg.mixed_precision]
+    keras.config.set_dtype_policy(policy)
+
+
+def build_model(cfg, input_shape, num_classes):
+    from kerascnn.models import create_model
+
+    return create_model(cfg.model, input_shape, num_classes, preprocess=cfg.preprocess, **cfg.model_args)
+
+
+def make_optimizer(cfg):
+    import keras
+
+    kwargs = {"learning_rate": cfg.learning_rate}
+    if cfg.weight_decay:
+        kwargs["weight_decay"] = cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=cfg.momentum, **kwargs)
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(**kwargs)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(**{"weight_decay": 0.004, **kwargs})
+    if cfg.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=cfg.momentum if cfg.momentum else 0.0, **kwargs)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def compile_model(model, cfg):
+    import keras
+
+    model.compile(
+        optimizer=make_optimizer(cfg),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=cfg.jit_compile,
+    )
+
+
+def learning_rate_at(cfg, epoch):
+    """Learning rate for a 0-based epoch under the epoch-wise schedules (plateau is adaptive)."""
+    base = cfg.learning_rate
+    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+        return base * (epoch + 1) / cfg.warmup_epochs
+    e = epoch - cfg.warmup_epochs
+    if cfg.lr_schedule in ("constant", "plateau"):
+        return base
+    if cfg.lr_schedule == "step":
+        return base * cfg.lr_gamma ** (e // max(1, cfg.lr_step_size))
+    if cfg.lr_schedule == "cosine":
+        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        return cfg.lr_min + (base - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * min(e, span) / span))
+    if cfg.lr_schedule == "cosine_restarts":
+        period = max(1, cfg.lr_restart_period)
+        return cfg.lr_min + (base - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * (e % period) / period))
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}")
+
+
+def _recorder_class():
+    import keras
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Schedules the LR, records history, tracks the best epoch, stops early and checkpoints.
+
+        All of its state lives in ``state`` so a resumed run continues exactly where it left off.
+        """
+
+        def __init__(self, run_dir, cfg, state, rows, quiet):
+            super().__init__()
+            self.run_dir, self.cfg, self.state, self.rows, self.quiet = Path(run_dir), cfg, state, rows, quiet
+            self.best_weights = None
+            self.best_dirty = False
+            self.last_checkpoint = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_start = time.perf_counter()
+            if self.cfg.lr_schedule != "plateau":
+                self.model.optimizer.learning_rate.assign(learning_rate_at(self.cfg, epoch))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            seconds = time.perf_counter() - self.epoch_start
+            st, cfg = self.state, self.cfg
+            st["train_seconds"] += seconds
+            row = {"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in
+                                         ("loss", "accuracy", "val_loss", "val_accuracy")},
+                   "lr": float(self.model.optimizer.learning_rate.numpy()), "seconds": round(seconds, 4)}
+            self.rows.append(row)
+            rundir.write_history(self.run_dir, self.rows)
+            st["epoch"] = epoch + 1
+            if row["val_accuracy"] > st["best_val_accuracy"]:
+                st.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1, wait=0)
+                self.best_weights = self.model.get_weights()
+                self.best_dirty = True
+            else:
+                st["wait"] += 1
+            if cfg.lr_schedule == "plateau":
+                self._plateau_step(row["val_loss"])
+            if cfg.early_stopping and st["wait"] >= cfg.early_stopping:
+                st["stopped_early"] = True
+                self.model.stop_training = True
+            due = time.monotonic() - self.last_checkpoint >= cfg.checkpoint_every
+            if due or self.model.stop_training or epoch + 1 >= cfg.epochs:
+                self.checkpoint()
+
+        def _plateau_step(self, val_loss):
+            st = self.state
+            if val_loss < st["plateau_best"] - 1e-4:
+                st.update(plateau_best=val_loss, plateau_wait=0)
+                return
+            st["plateau_wait"] += 1
+            if st["plateau_wait"] >= self.cfg.plateau_patience:
+                lr = self.model.optimizer.learning_rate
+                lr.assign(max(float(lr.numpy()) * self.cfg.lr_gamma, self.cfg.lr_min))
+                st["plateau_wait"] = 0
+
+        def checkpoint(self):
+            """Write best (if changed) and last under new names, record them, then rename into place."""
+            epoch = self.state["epoch"]
+            pending = {}
+            if self.best_dirty:
+                current = self.model.get_weights()
+                self.model.set_weights(self.best_weights)
+                self.model.save(self.run_dir / f"best-e{epoch}.keras")
+                self.model.set_weights(current)
+                pending[f"best-e{epoch}.keras"] = "best.keras"
+            self.model.save(self.run_dir / f"last-e{epoch}.keras")
+            pending[f"last-e{epoch}.keras"] = "last.keras"
+            write_json(self.run_dir / "state.json", {**self.state, "pending": pending})
+            finish_pending(self.run_dir, pending)
+            self.best_dirty = False
+            self.last_checkpoint = time.monotonic()
+
+    return RunRecorder
+
+
+def finish_pending(run_dir, pending):
+    for src, dst in pending.items():
+        if (Path(run_dir) / src).exists():
+            os.replace(Path(run_dir) / src, Path(run_dir) / dst)
+    for stray in list(Path(run_dir).glob("best-e*.keras")) + list(Path(run_dir).glob("last-e*.keras")):
+        stray.unlink()
+
+
+def fresh_state():
+    return {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0, "stopped_early": False,
+            "plateau_best": float("inf"), "plateau_wait": 0, "train_seconds": 0.0, "pending": {}}
+
+
+def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs"):
+    """Train ``cfg`` into a new run directory, or continue ``resume``; returns the metrics dict."""
+    import keras
+
+    from kerascnn.data import load_dataset
+    from kerascnn.data.augment import build_augmentation
+    from kerascnn.data.pipeline import make_dataset
+
+    if resume:
+        run_dir = Path(resume)
+        cfg = rundir.load_config(run_dir)
+        state_path = run_dir / "state.json"
+        state = json.loads(state_path.read_text()) if state_path.exists() else None
+        if state is not None:
+            finish_pending(run_dir, state.pop("pending", {}))
+    else:
+        run_dir = Path(run_dir) if run_dir else rundir.new_run_dir(cfg.task, runs_root)
+        if (run_dir / "config.json").exists():
+            raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
+        state = None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", cfg.to_dict())
+
+    configure_precision(cfg)
+    keras.utils.set_random_seed(cfg.seed)
+    t_data = time.perf_counter()
+    splits = load_dataset(cfg)
+    data_seconds = time.perf_counter() - t_data
+    write_json(run_dir / "class_names.json", list(splits.class_names))
+    augmentation = build_augmentation(cfg.augment, seed=cfg.seed)
+    train_ds = make_dataset(splits.train.x, splits.train.y, splits.num_classes, cfg.batch_size,
+                            training=True, augmentation=augmentation, seed=cfg.seed)
+    val_ds = make_dataset(splits.val.x, splits.val.y, splits.num_classes, cfg.batch_size)
+
+    if state is not None and (run_dir / "last.keras").exists():
+        model = keras.models.load_model(run_dir / "last.keras")
+        rows = rundir.read_history(run_dir)[: state["epoch"]]
+    else:
+        state, rows = fresh_state(), []
+        model = build_model(cfg, splits.input_shape, splits.num_classes)
+        compile_model(model, cfg)
+        with atomic_path(run_dir / "initial.weights.h5") as tmp:
+            model.save_weights(tmp)
+    rundir.write_history(run_dir, rows)
+
+    recorder = _recorder_class()(run_dir, cfg, state, rows, quiet)
+    callbacks = [recorder]
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
+    if state["epoch"] < cfg.epochs and not state["stopped_early"]:
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=state["epoch"],
+                  callbacks=callbacks, verbose=0 if quiet else "auto")
+    if recorder.best_dirty or not (run_dir / "last.keras").exists():
+        recorder.checkpoint()
+
+    metrics = summarise(run_dir, cfg, state, splits, model, data_seconds)
+    write_json(run_dir / "metrics.json", metrics)
+    from kerascnn.vis.curves import plot_history
+
+    plot_history(rundir.read_history(run_dir), run_dir / "curves.png", title=f"{cfg.task} ({run_dir.name})")
+    return metrics
+
+
+def summarise(run_dir, cfg, state, splits, model, data_seconds):
+    """Best and last checkpoints evaluated on train (no augmentation) and val, plus timing."""
+    import keras
+
+    from kerascnn.data.pipeline import make_dataset
+
+    def evaluate(m, part):
+        ds = make_dataset(part.x, part.y, splits.num_classes, cfg.batch_size)
+        loss, acc = m.evaluate(ds, verbose=0)
+        return float(loss), float(acc)
+
+    result = {}
+    for which in ("best", "last"):
+        m = keras.models.load_model(run_dir / f"{which}.keras")
+        train_loss, train_acc = evaluate(m, splits.train)
+        val_loss, val_acc = evaluate(m, splits.val)
+        result[which] = {"train_loss": train_loss, "train_accuracy": train_acc,
+                         "val_loss": val_loss, "val_accuracy": val_acc}
+    rows = rundir.read_history(run_dir)
+    images = len(splits.train.x) * state["epoch"]
+    return {
+        "task": cfg.task, "run_dir": str(run_dir), "model": cfg.model,
+        "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "stopped_early": state["stopped_early"],
+        "best_val_accuracy": result["best"]["val_accuracy"],
+        "final": {k: rows[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")} if rows else {},
+        "best": result["best"], "last": result["last"],
+        "train_seconds": round(state["train_seconds"], 3), "data_seconds": round(data_seconds, 3),
+        "images_per_s": round(images / state["train_seconds"], 1) if state["train_seconds"] else None,
+        "parameters": int(model.count_params()),
+        "train_images": len(splits.train.x), "val_images": len(splits.val.x),
+        "class_names": list(splits.class_names),
+    }

@@ -1,0 +1,1 @@
+"""Figures: training curves, confusion matrices and the model-interpretation pictures."""

@@ -1,0 +1,34 @@
+"""``kerascnn visualize RUN --kind K``: a registry of figure kinds, each writing into RUN/vis/."""
+import importlib
+from pathlib import Path
+
+# kind -> "module:function"; each function takes (run_dir, out_dir, args) and returns the paths written.
+KINDS = {
+    "curves": "kerascnn.vis.commands:curves",
+    "confusion": "kerascnn.vis.commands:confusion",
+}
+
+
+def visualize(args):
+    if args.kind not in KINDS:
+        raise ValueError(f"unknown --kind {args.kind!r}; available: {', '.join(sorted(KINDS))}")
+    module, fn = KINDS[args.kind].split(":")
+    out_dir = Path(args.out or Path(args.run) / "vis")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return getattr(importlib.import_module(module), fn)(Path(args.run), out_dir, args)
+
+
+def curves(run_dir, out_dir, args):
+    from kerascnn import rundir
+    from kerascnn.vis.curves import plot_history
+
+    path = out_dir / "curves.png"
+    plot_history(rundir.read_history(run_dir), path, title=run_dir.name)
+    return [path]
+
+
+def confusion(run_dir, out_dir, args):
+    from kerascnn.evaluate import evaluate_run
+
+    m = evaluate_run(run_dir, split=args.split, checkpoint=args.checkpoint, out_dir=out_dir)
+    return [Path(m["confusion_png"]), Path(m["confusion_csv"])]

@@ -1,0 +1,9 @@
+"""Thin wrapper: `python scripts/experiment.py ...` is `kerascnn experiment ...` (works from a clone without installing)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kerascnn.cli import main  # noqa: E402
+
+sys.exit(main(["experiment", *sys.argv[1:]]))
