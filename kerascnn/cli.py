@@ -124,6 +124,9 @@ def cmd_predict(args):
     if args.out:
         write_predictions(rows, args.out, minimal=args.minimal)
     text = format_table(rows[:50] if args.out else rows, ["id", "label", "class_name", "probability"])
+    if len(rows) == 1 and not args.out:
+        row = rows[0]
+        text = f"{row['file']}: {row['class_name']} (class {row['label']}), probability {row['probability']:.4f}"
     if args.out:
         text = f"wrote {len(rows)} predictions to {args.out}" + (f" ({len(skipped)} unreadable skipped)" if skipped else "")
     emit(args, text, {"predictions": len(rows), "out": args.out, "skipped": skipped,
@@ -224,7 +227,10 @@ def cmd_data(args):
     if args.data_command == "faces":
         from kerascnn.data.faces_fetch import run
 
-        return run(args)
+        status = run(args)
+        if status:
+            raise SystemExit(status)
+        return None
     if args.data_command == "info":
         from kerascnn.data import load_dataset
 

@@ -30,6 +30,9 @@ class Config:
     cache_dir: typing.Optional[str] = None
     image_size: int = 50
     preprocess: str = "unit"
+    grayscale: bool = False
+    feature_layer: str = "conv4"
+    feature_weights: typing.Optional[str] = None
     val_fraction: float = 0.2
     split_seed: int = 0
     seed: int = 0
@@ -51,6 +54,10 @@ class Config:
     label_smoothing: float = 0.0
     mixed_precision: str = "off"
     jit_compile: bool = False
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = 1e-5
+    fine_tune_from: str = ""
+    track_test: bool = False
     checkpoint_every: float = 10.0
     tensorboard: bool = True
 
@@ -69,6 +76,9 @@ class Config:
 FIELD_HELP = {
     "model_args": "set as model.KEY=VALUE",
     "preprocess": "unit | centered | imagenet | caffe | none",
+    "grayscale": "decode images as one grey channel (faces datasets)",
+    "feature_layer": "AlexNet layer whose activations are the features (faces_alexnet dataset)",
+    "feature_weights": "torchvision AlexNet .npz for the feature extractor; None = random (seeded) weights",
     "val_fraction": "held-out share of the training data for validation",
     "split_seed": "seed of the train/val split (kept fixed across repeats)",
     "seed": "seed of initialisation, shuffling and augmentation",
@@ -82,6 +92,10 @@ FIELD_HELP = {
     "early_stopping": "patience in epochs on val accuracy; 0 = off",
     "augment": "list of augmentations, e.g. [flip,rotate:15]; see `kerascnn data augmentations`",
     "mixed_precision": "off | float16 (GPU) | bfloat16 (slow on CPUs without bf16 units)",
+    "fine_tune_epochs": "second phase: unfreeze the backbone and train this many more epochs",
+    "fine_tune_learning_rate": "learning rate of the fine-tuning phase",
+    "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen",
+    "track_test": "evaluate the test split after every epoch (test_loss, test_accuracy in the history)",
     "checkpoint_every": "seconds between resume checkpoints; 0 = every epoch",
 }
 

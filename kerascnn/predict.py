@@ -26,13 +26,29 @@ def collect_images(inputs):
     return files
 
 
+def decode_for_model(model, files):
+    """Decode image files at the model's input size, as one grey channel when the model takes that.
+
+    Returns (uint8 images, indices of the files kept, [(path, reason)] skipped).
+    """
+    height, width, channels = model.input_shape[1:4]
+    if channels not in (1, 3):
+        raise ValueError(f"this model takes {tuple(model.input_shape[1:])} inputs, not images "
+                         "(a run trained on precomputed features?)")
+    x, kept, skipped = decode_many(files, (height, width))
+    if channels == 1:
+        from kerascnn.data.faces import to_grayscale
+
+        x = to_grayscale(x)
+    return x, kept, skipped
+
+
 def predict_files(run_dir, inputs, checkpoint="best", batch_size=256):
     """Rows of id (file stem), label (class index), class_name and probability, one per readable image."""
     model = rundir.load_model(run_dir, checkpoint)
     names = rundir.class_names(run_dir)
     files = collect_images(inputs)
-    height, width = model.input_shape[1:3]
-    x, kept, skipped = decode_many(files, (height, width))
+    x, kept, skipped = decode_for_model(model, files)
     warn_skipped(skipped)
     probs = predict_arrays(model, x, batch_size)
     rows = []

@@ -43,9 +43,73 @@ register_task(
 )
 
 # ---- cifar10 tasks (issue: cifar10) ----
+# The ex3 starter's recipe: Adam at 2e-3 decayed x0.95 per epoch, batch 200, 20 epochs, torch
+# weight_decay=1e-3 (coupled L2, i.e. model.l2=5e-4 on the conv kernels), pixels centred on 0.
+_CIFAR10_CONVNET = dict(
+    dataset="cifar10", model="convnet", image_size=32, preprocess="centered", val_fraction=0.2,
+    epochs=20, batch_size=200, optimizer="adam", learning_rate=2e-3, lr_schedule="step", lr_step_size=1,
+    lr_gamma=0.95,
+)
+register_task("cifar10", "CIFAR-10 with the five-block ConvNet, no batch norm (assignment 3, Q1)",
+              model_args={"l2": 5e-4}, **_CIFAR10_CONVNET)
+register_task("cifar10_bn", "CIFAR-10 with the five-block ConvNet and batch norm (assignment 3, Q2a)",
+              model_args={"l2": 5e-4, "batch_norm": True}, **_CIFAR10_CONVNET)
+register_task(
+    "cifar10_vgg",
+    "CIFAR-10 on a VGG11-BN backbone + 2 dense layers; frozen unless model.train_backbone=true; "
+    "ImageNet weights via model.weights=PATH (assignment 3, Q4)",
+    dataset="cifar10", model="vgg_transfer", image_size=32, preprocess="imagenet", val_fraction=0.2,
+    model_args={"backbone": "vgg11_bn", "hidden": [256]}, augment=["flip"],
+    epochs=30, batch_size=200, optimizer="adam", learning_rate=1e-3, lr_schedule="step", lr_step_size=1,
+    lr_gamma=0.99,
+)
 
 # ---- caltech101 tasks (issue: caltech101) ----
+register_task(
+    "caltech101_lenet",
+    "Caltech-101 at 64x64 with the assignment's LeNet-5 variant, plain Adam (assignment 2, Q1a)",
+    dataset="caltech101", model="lenet5", image_size=64, preprocess="unit", val_fraction=0.1,
+    epochs=20, batch_size=64, optimizer="adam", learning_rate=1e-3,
+)
+register_task(
+    "caltech101_improved",
+    "Caltech-101 at 64x64, compact BN CNN with GAP, augmentation, label smoothing, cosine LR (Q1b)",
+    dataset="caltech101", model="caltech_net", image_size=64, preprocess="imagenet", val_fraction=0.1,
+    epochs=30, batch_size=64, optimizer="adam", learning_rate=2e-3, lr_schedule="cosine", warmup_epochs=2,
+    label_smoothing=0.1, augment=["flip", "translate:0.1", "zoom:0.15"],
+)
+register_task(
+    "caltech101_resnet18",
+    "Caltech-101 at 64x64 with ResNet-18 written layer by layer (assignment 2, Q3)",
+    dataset="caltech101", model="resnet18", image_size=64, preprocess="imagenet", val_fraction=0.1,
+    epochs=30, batch_size=64, optimizer="adam", learning_rate=1e-3, lr_schedule="cosine",
+    augment=["flip"],
+)
 
 # ---- clipart tasks (issue: clipart) ----
 
 # ---- faces tasks (issue: faces) ----
+
+register_task(
+    "faces_mlp",
+    "12 FaceScrub actors at 28x28 with one hidden layer of 300 ReLU units; test tracked each epoch (part 2.1)",
+    dataset="faces", model="mlp", image_size=28, grayscale=False, preprocess="unit", track_test=True,
+    epochs=60, batch_size=32, optimizer="adam", learning_rate=1e-3,
+)
+
+register_task(
+    "faces_alexnet_features",
+    "a 300-unit MLP on cached AlexNet conv4 activations of the 224x224 faces (part 2.2; "
+    "feature_weights=PATH.npz for torchvision weights, random otherwise)",
+    dataset="faces_alexnet", model="mlp", image_size=224, preprocess="none", feature_layer="conv4",
+    model_args={"hidden": [300], "dropout": 0.5}, track_test=True,
+    epochs=30, batch_size=32, optimizer="adam", learning_rate=1e-4,
+)
+
+register_task(
+    "faces_alexnet_finetune",
+    "AlexNet with a new 12-way output layer, every layer trained (part 2.4; "
+    "model.weights=PATH.npz for torchvision weights, random init otherwise)",
+    dataset="faces", model="alexnet", image_size=224, preprocess="imagenet", augment=["flip"], track_test=True,
+    epochs=30, batch_size=32, optimizer="sgd", learning_rate=1e-3, momentum=0.9,
+)

@@ -60,8 +60,22 @@ def compile_model(model, cfg):
     )
 
 
+def total_epochs(cfg):
+    return cfg.epochs + cfg.fine_tune_epochs
+
+
 def learning_rate_at(cfg, epoch):
-    """Learning rate for a 0-based epoch under the epoch-wise schedules (plateau is adaptive)."""
+    """Learning rate for a 0-based epoch under the epoch-wise schedules (plateau is adaptive).
+
+    Fine-tuning epochs (after ``cfg.epochs``) start from ``fine_tune_learning_rate`` and follow a
+    cosine decay to ``lr_min`` when the schedule is cosine, else stay constant.
+    """
+    if epoch >= cfg.epochs:
+        base, e = cfg.fine_tune_learning_rate, epoch - cfg.epochs
+        if cfg.lr_schedule in ("cosine", "cosine_restarts"):
+            span = max(1, cfg.fine_tune_epochs)
+            return cfg.lr_min + (base - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * min(e, span) / span))
+        return base
     base = cfg.learning_rate
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
         return base * (epoch + 1) / cfg.warmup_epochs
@@ -105,8 +119,9 @@ def _recorder_class():
             seconds = time.perf_counter() - self.epoch_start
             st, cfg = self.state, self.cfg
             st["train_seconds"] += seconds
-            row = {"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in
-                                         ("loss", "accuracy", "val_loss", "val_accuracy")},
+            keys = ("loss", "accuracy", "val_loss", "val_accuracy") + (
+                ("test_loss", "test_accuracy") if cfg.track_test else ())
+            row = {"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in keys},
                    "lr": float(self.model.optimizer.learning_rate.numpy()), "seconds": round(seconds, 4)}
             self.rows.append(row)
             rundir.write_history(self.run_dir, self.rows)
@@ -123,7 +138,7 @@ def _recorder_class():
                 st["stopped_early"] = True
                 self.model.stop_training = True
             due = time.monotonic() - self.last_checkpoint >= cfg.checkpoint_every
-            if due or self.model.stop_training or epoch + 1 >= cfg.epochs:
+            if due or self.model.stop_training or epoch + 1 in (cfg.epochs, total_epochs(cfg)):
                 self.checkpoint()
 
         def _plateau_step(self, val_loss):
@@ -154,7 +169,31 @@ def _recorder_class():
             self.best_dirty = False
             self.last_checkpoint = time.monotonic()
 
-    return RunRecorder
+    class TestTracker(keras.callbacks.Callback):
+        """Evaluates the test split after each epoch so learning curves can show it beside val."""
+
+        def __init__(self, test_ds):
+            super().__init__()
+            self.test_ds = test_ds
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss, acc = self.model.evaluate(self.test_ds, verbose=0)
+            logs.update(test_loss=loss, test_accuracy=acc)
+
+    return RunRecorder, TestTracker
+
+
+def unfreeze_for_fine_tuning(model, first_layer=""):
+    """Make layers from ``first_layer`` on trainable; batch norm stays frozen (inference mode),
+    as Keras recommends when fine-tuning, so small batches do not wreck its statistics."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if first_layer and first_layer not in names:
+        raise ValueError(f"fine_tune_from={first_layer!r} is not a layer of {model.name}")
+    start = names.index(first_layer) if first_layer else 0
+    for layer in model.layers[start:]:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
 
 
 def finish_pending(run_dir, pending):
@@ -166,7 +205,7 @@ def finish_pending(run_dir, pending):
 
 
 def fresh_state():
-    return {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0, "stopped_early": False,
+    return {"epoch": 0, "phase": "train", "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0, "stopped_early": False,
             "plateau_best": float("inf"), "plateau_wait": 0, "train_seconds": 0.0, "pending": {}}
 
 
@@ -203,6 +242,8 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     train_ds = make_dataset(splits.train.x, splits.train.y, splits.num_classes, cfg.batch_size,
                             training=True, augmentation=augmentation, seed=cfg.seed)
     val_ds = make_dataset(splits.val.x, splits.val.y, splits.num_classes, cfg.batch_size)
+    if cfg.track_test and (splits.test is None or (splits.test.y < 0).all()):
+        raise ValueError(f"track_test needs a labelled test split; dataset {cfg.dataset!r} has none")
 
     if state is not None and (run_dir / "last.keras").exists():
         model = keras.models.load_model(run_dir / "last.keras")
@@ -215,13 +256,25 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
             model.save_weights(tmp)
     rundir.write_history(run_dir, rows)
 
-    recorder = _recorder_class()(run_dir, cfg, state, rows, quiet)
+    recorder_class, tracker_class = _recorder_class()
+    recorder = recorder_class(run_dir, cfg, state, rows, quiet)
     callbacks = [recorder]
+    if cfg.track_test:
+        callbacks.insert(0, tracker_class(make_dataset(splits.test.x, splits.test.y, splits.num_classes,
+                                                       cfg.batch_size)))
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
-    if state["epoch"] < cfg.epochs and not state["stopped_early"]:
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=state["epoch"],
-                  callbacks=callbacks, verbose=0 if quiet else "auto")
+    fit = dict(x=train_ds, validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else "auto")
+    if state["phase"] == "train" and state["epoch"] < cfg.epochs and not state["stopped_early"]:
+        model.fit(epochs=cfg.epochs, initial_epoch=state["epoch"], **fit)
+    if cfg.fine_tune_epochs and state["epoch"] < total_epochs(cfg):
+        if state["phase"] == "train":
+            # Second phase: unfreeze, recompile with the fine-tuning LR, give early stopping a fresh start.
+            unfreeze_for_fine_tuning(model, cfg.fine_tune_from)
+            compile_model(model, cfg.replace(learning_rate=cfg.fine_tune_learning_rate))
+            state.update(phase="fine_tune", wait=0, stopped_early=False)
+        if not state["stopped_early"]:
+            model.fit(epochs=total_epochs(cfg), initial_epoch=state["epoch"], **fit)
     if recorder.best_dirty or not (run_dir / "last.keras").exists():
         recorder.checkpoint()
 

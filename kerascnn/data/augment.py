@@ -28,7 +28,7 @@ AUGMENTATIONS = {
     "jitter": (0.2, lambda f: layers.RandomColorJitter(VALUE_RANGE, brightness_factor=float(f), contrast_factor=float(f),
                                                        saturation_factor=(0.5 - float(f) / 2, 0.5 + float(f) / 2),
                                                        hue_factor=float(f) / 2), "brightness, contrast, saturation and hue together"),
-    "grayscale": (1.0, lambda p: layers.RandomGrayscale(float(p), output_channels=3), "grey with probability p"),
+    "grayscale": (1.0, lambda p: layers.RandomGrayscale(float(p)), "grey (3 equal channels) with probability p"),
     "blur": (1.0, lambda sigma: layers.RandomGaussianBlur(1.0, kernel_size=max(3, 2 * int(2 * float(sigma)) + 1),
                                                           sigma=float(sigma), value_range=VALUE_RANGE), "Gaussian blur, sigma up to s"),
     "perspective": (0.3, lambda f: layers.RandomPerspective(1.0, scale=float(f)), "perspective warp of strength f"),

@@ -68,7 +68,12 @@ def alexnet(
     reg = regularizer(l2)
     inputs = keras.Input(shape=input_shape, name="image")
     x = _features(preprocessing_layer(preprocess)(inputs))
-    x = layers.AdaptiveAveragePooling2D(POOLED, name="avg_pool")(x)
+    if x.shape[1] < POOLED or x.shape[2] < POOLED:
+        # Keras' adaptive pool cannot enlarge (inputs under ~224 px); torchvision's repeats cells,
+        # which nearest resizing reproduces exactly when the map size divides 6 (1, 2 or 3).
+        x = layers.Resizing(POOLED, POOLED, interpolation="nearest", name="avg_pool")(x)
+    else:
+        x = layers.AdaptiveAveragePooling2D(POOLED, name="avg_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     for name, _ in CLASSIFIER[:-1]:
         if dropout:

@@ -114,6 +114,7 @@ def vgg_transfer(
     *,
     backbone="vgg11_bn",
     weights=None,
+    pretrained=True,
     train_backbone=False,
     hidden=(256,),
     dropout=0.0,
@@ -125,6 +126,8 @@ def vgg_transfer(
     ``weights``: None (random init, the question 4b from-scratch baseline), "imagenet" (vgg16
     only; downloads) or a path: an ``.npz`` torchvision state_dict for vgg11_bn, or a Keras
     ``.weights.h5`` / ``.h5`` / ``.keras`` file saved from the same backbone built standalone.
+    ``pretrained=False`` ignores ``weights`` (the starter's ``pretrained`` flag), so a study can
+    pass one weights file to all its variants and still have a from-scratch baseline.
     ``train_backbone=False`` freezes every backbone layer (question 4a); frozen BN layers also run
     in inference mode, Keras 3's rule for non-trainable BatchNormalization, so their ImageNet
     statistics stay put. ``hidden=(256,)`` is the starter's ``layer_config = [512, 256]``: the
@@ -140,7 +143,7 @@ def vgg_transfer(
     if upsample:
         x = layers.Resizing(upsample, upsample, name="upsample")(x)
     x = preprocessing_layer(preprocess)(x)
-    base = _build_backbone(backbone, tuple(x.shape[1:]), weights)
+    base = _build_backbone(backbone, tuple(x.shape[1:]), weights if pretrained else None)
     # Reuse the standalone backbone's layer objects, so the result is one flat functional model
     # whose backbone layers keep their names (a nested sub-model hides them from visualisation).
     for layer in base.layers[1:]:

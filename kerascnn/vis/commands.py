@@ -6,6 +6,11 @@ from pathlib import Path
 KINDS = {
     "curves": "kerascnn.vis.commands:curves",
     "confusion": "kerascnn.vis.commands:confusion",
+    "dense-weights": "kerascnn.vis.weights:dense_weights",
+    "guided-backprop": "kerascnn.vis.saliency:guided_backprop_kind",
+    "gradcam": "kerascnn.vis.saliency:gradcam_kind",
+    "filters": "kerascnn.vis.filters:plot_filters",
+    "activations": "kerascnn.vis.activations:plot_activations",
 }
 
 

@@ -15,6 +15,8 @@ def plot_history(rows, path, title=""):
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
         ax.plot(epochs, [r[key] for r in rows], label=f"train {label}")
         ax.plot(epochs, [r[f"val_{key}"] for r in rows], label=f"val {label}")
+        if f"test_{key}" in rows[0]:
+            ax.plot(epochs, [r[f"test_{key}"] for r in rows], label=f"test {label} (evaluated each epoch)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -1,0 +1,46 @@
+"""Faces studies (seed 000, part 2.3): what the MLP's hidden units learn, at two widths."""
+from kerascnn.experiments import study
+
+WEIGHT_UNITS = 6  # units drawn per variant: the ones the output layer weighs most
+
+study(
+    "faces_weights",
+    "faces_mlp",
+    "300 vs 800 hidden units on grey 28x28 faces with L2, and pictures of their hidden units' weights",
+    variants=[("hidden300", ["model.hidden=[300]"]), ("hidden800", ["model.hidden=[800]"])],
+    base=["grayscale=true", "model.l2=0.001", "augment=[flip]"],
+    post="kerascnn.experiments.faces:draw_weights",
+)
+
+
+def draw_weights(study, study_dir, results, quiet=False):
+    """Weight pictures of each variant's strongest units, and test accuracy added to the table."""
+    import numpy as np
+
+    from kerascnn import rundir
+    from kerascnn.evaluate import evaluate_run
+    from kerascnn.experiments.runner import COLUMNS, summarise
+    from kerascnn.vis.weights import plot_dense_weights, strongest_units
+
+    rows = summarise(results, study)
+    for row in rows:
+        runs = [r for r in results if r["variant"] == row["variant"]]
+        accuracies = [evaluate_run(r["run_dir"], split="test")["accuracy"] for r in runs]
+        row["test_accuracy"] = float(np.mean(accuracies))
+        if len(accuracies) > 1:
+            row["test_accuracy_std"] = float(np.std(accuracies, ddof=1))
+        first = runs[0]["run_dir"]
+        model = rundir.load_model(first, "best")
+        layer = model.get_layer("dense1")
+        units = strongest_units(model, layer, WEIGHT_UNITS)
+        figure_dir = study_dir / "weights" / row["variant"]
+        figure_dir.mkdir(parents=True, exist_ok=True)
+        written = plot_dense_weights(model, units, study_dir / f"weights_{row['variant']}.png",
+                                     class_names=rundir.class_names(first), single_dir=figure_dir,
+                                     title=f"{row['variant']}: incoming weights of the {len(units)} units "
+                                           "the output layer weighs most")
+        row["weights_png"] = str(written[0])
+        if not quiet:
+            print(f"[{study.name}] {row['variant']}: {written[0]}", flush=True)
+    columns = COLUMNS[:3] + ["test_accuracy"] + COLUMNS[3:] + ["weights_png"]
+    return {"rows": rows, "columns": columns}

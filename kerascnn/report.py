@@ -1,0 +1,145 @@
+"""``kerascnn report TASK``: one Markdown report assembled from whatever studies and tuning runs exist.
+
+Sections, each included only when its inputs are present: the receptive-field arithmetic of
+question 1.1 and of the task's own network; every study named ``<task>.*`` found under
+``--studies`` (its table, figures and a caption of what was varied); every KerasTuner search of
+the task found under ``--tuning`` (top trials, best configuration, retrained scores); and the
+``<task>_tuned`` recipe when one is registered. Figures are linked relative to the report.
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _rel(path, out):
+    return Path(os.path.relpath(Path(path).resolve(), Path(out).resolve().parent)).as_posix()
+
+
+def _md_table(rows, columns):
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+
+
+def receptive_field_section(task):
+    from kerascnn.analysis import parse_stack, receptive_fields, stack_from_model
+    from kerascnn.data import dataset_module
+    from kerascnn.tasks import resolve_config
+    from kerascnn.train import build_model
+
+    columns = ["layer", "kind", "kernel", "stride", "receptive_field", "jump"]
+    question = receptive_fields(parse_stack("conv:5,conv:3"))
+    lines = ["## Receptive field (question 1.1)", "",
+             "A 5x5 convolution then a 3x3 convolution, both stride 1 (`kerascnn receptive-field --stack "
+             "conv:5,conv:3`):", ""]
+    lines += _md_table(question, columns)
+    lines += ["", f"A unit of the second map sees a {question[-1]['receptive_field']}x"
+                  f"{question[-1]['receptive_field']} patch of the image: each added layer widens the field by "
+                  "(kernel - 1) x jump, so depth buys context with few parameters.", ""]
+    cfg = resolve_config(task)
+    module = dataset_module(cfg.dataset)
+    if hasattr(module, "input_spec"):
+        shape, classes = module.input_spec(cfg)
+        rows = receptive_fields(stack_from_model(build_model(cfg, shape, classes)))
+        lines += [f"The `{task}` task's own network (`kerascnn receptive-field {task}`):", ""]
+        lines += _md_table(rows, columns) + [""]
+    return lines
+
+
+def study_section(name, study_dir, out):
+    from kerascnn.experiments import STUDIES
+
+    study = STUDIES.get(name)
+    info = json.loads((study_dir / "study.json").read_text()) if (study_dir / "study.json").exists() else {}
+    table = (study_dir / "table.md").read_text().splitlines()
+    table = [line for line in table if not line.startswith("### ")]
+    runs = f"{info.get('repeats', 1)} seed(s) per variant" + (f", {info['epochs']} epochs" if info.get("epochs")
+                                                                else "")
+    lines = [f"### {name}", "", f"*What was varied:* {study.description if study else info.get('description', '')} "
+             f"(base task `{info.get('task', study.task if study else '?')}`, {runs}; "
+             f"`kerascnn experiment {name}`).", ""] + table + [""]
+    if study:
+        lines += ["Variants:", ""] + [f"- `{v}`: {' '.join(o) or '(the base recipe)'}" for v, o in study.variants]
+        lines += [""]
+    for figure, caption in (("sweep.png", "accuracy against the swept value"),
+                            ("robustness.png", "accuracy on transformed validation images"),
+                            ("transformed_examples.png", "one validation image under each transformation"),
+                            ("curves.png", "validation (solid) and train (dotted) curves per variant")):
+        if (study_dir / figure).exists():
+            lines += [f"![{name}: {caption}]({_rel(study_dir / figure, out)})", "",
+                      f"*Figure: {name}, {caption}.*", ""]
+    return lines
+
+
+def tuning_section(summary, summary_path, out):
+    lines = [f"### {summary['tuner']} search (`{_rel(summary_path.parent, out)}`)", "",
+             f"{summary['trials_finished']} trials finished, trials up to {summary['max_epochs']} epochs; "
+             f"best trial {summary['best_trial']} scored {summary['best_search_score']:.4f} during the search.", ""]
+    top = summary.get("top_trials") or []
+    if top:
+        lines += ["Top trials:", ""] + _md_table(top, list(top[0])) + [""]
+    lines += ["Best configuration (as `--set` overrides):", "", "```", summary["command"], "```", ""]
+    if summary.get("fit_adjustments"):
+        lines += [f"Fitted to the input size: {', '.join(summary['fit_adjustments'])}.", ""]
+    retrain = summary.get("retrain") or []
+    if retrain:
+        spread = f" ± {summary['val_accuracy_std']:.4f}" if summary.get("val_accuracy_std") is not None else ""
+        lines += [f"Retrained with {len(retrain)} seed(s): val accuracy **{summary['val_accuracy_mean']:.4f}"
+                  f"{spread}**.", ""]
+        lines += _md_table([{**r, "val_accuracy": f"{r['val_accuracy']:.4f}",
+                             "train_accuracy": f"{r['train_accuracy']:.4f}"} for r in retrain],
+                           ["seed", "val_accuracy", "train_accuracy", "best_epoch", "epochs_run", "run_dir"]) + [""]
+        curves = Path(retrain[0]["run_dir"]) / "curves.png"
+        if curves.exists():
+            lines += [f"![retrained best, seed 0]({_rel(curves, out)})", "",
+                      "*Figure: training curves of the retrained best configuration (seed 0).*", ""]
+    return lines
+
+
+def tuned_recipe_section(task):
+    from kerascnn.tasks import TASKS
+
+    tuned = TASKS.get(f"{task}_tuned")
+    if tuned is None:
+        return []
+    base, cfg = TASKS[task].config.to_dict(), tuned.config.to_dict()
+    changed = [{"key": k, task: base.get(k), f"{task}_tuned": v} for k, v in cfg.items()
+               if k not in ("task", "model_args") and v != base.get(k)]
+    changed += [{"key": f"model.{k}", task: TASKS[task].config.model_args.get(k, "(default)"), f"{task}_tuned": v}
+                for k, v in tuned.config.model_args.items()]
+    return ([f"## The `{task}_tuned` recipe", "", tuned.description, "",
+             "What it changes relative to the starter recipe:", ""]
+            + _md_table(changed, ["key", task, f"{task}_tuned"])
+            + ["", f"Train it with `kerascnn train --task {task}_tuned`.", ""])
+
+
+def build_report(args):
+    """Write the report; returns {"path": ..., "studies": [...], "searches": [...]}."""
+    from kerascnn.io import atomic_write
+    from kerascnn.tasks import get_task
+
+    get_task(args.task)
+    out = Path(args.out or Path("reports") / f"{args.task}.md")
+    studies_root, tuning_root = Path(args.studies), Path(args.tuning)
+    lines = [f"# Report: {args.task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by "
+             f"`kerascnn report {args.task} --studies {args.studies} --tuning {args.tuning}`.", ""]
+    lines += receptive_field_section(args.task)
+
+    study_dirs = sorted(d for d in studies_root.glob(f"{args.task}.*") if (d / "table.md").exists())
+    if study_dirs:
+        lines += ["## Studies", ""]
+        for d in study_dirs:
+            lines += study_section(d.name, d, out)
+
+    summaries = sorted(p for p in tuning_root.glob("*/summary.json")
+                       if json.loads(p.read_text()).get("task") == args.task)
+    if summaries:
+        lines += ["## Hyperparameter search (KerasTuner)", ""]
+        for path in summaries:
+            lines += tuning_section(json.loads(path.read_text()), path, out)
+    lines += tuned_recipe_section(args.task)
+    if not study_dirs and not summaries:
+        lines += [f"No studies under `{studies_root}` and no searches under `{tuning_root}` yet: run "
+                  f"`kerascnn experiment {args.task}.<study>` or `kerascnn tune --task {args.task}` first.", ""]
+    atomic_write(out, "\n".join(lines))
+    return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries]}

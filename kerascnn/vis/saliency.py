@@ -1,0 +1,373 @@
+"""Which input pixels drive a class score: guided backpropagation and Grad-CAM, for any classifier.
+
+Works on any functional Keras model whose output is a softmax ``Dense`` layer (faces MLP and
+AlexNet, the clipart ResNet-50 and own CNNs). Scores are taken before the softmax (tf-keras-vis'
+``ReplaceToLinear`` on a copy of the model), so one class's evidence is not mixed with the others'.
+
+Guided backpropagation (Springenberg et al. 2015) uses tf-keras-vis' ``GuidedBackpropagation``
+modifier, which swaps the gradient of every ``relu`` activation (``activation="relu"`` or
+``layers.Activation("relu")``, in nested models too) for one that passes only positive gradients
+through positive inputs; ``layers.ReLU()`` layers are not recognised and keep plain gradients. The
+raw gradient image is drawn the way Utku Ozbulak's PyTorch CNN visualisation library (the one the
+assignment names) draws it: the colour map (min-max scaled), the grey map (absolute values summed
+over channels, clipped at the 99th percentile), and positive and negative saliency (the positive
+and negative parts, each scaled by its extreme).
+
+Grad-CAM (Selvaraju et al. 2017) weights a conv layer's maps by the spatially averaged gradient of
+the class score, keeps the positive part and upsamples it to the image. The layer defaults to the
+last convolutional layer (or a nested backbone model, whose output is then used); guided Grad-CAM
+is the guided gradient times the CAM.
+"""
+import warnings
+
+import numpy as np
+
+from kerascnn.io import atomic_path
+
+MAPS = ("colour", "grey", "positive", "negative")
+
+
+class NoConvLayerError(ValueError):
+    """Grad-CAM needs a convolutional feature map and the model has none."""
+
+
+# ---------------------------------------------------------------- model surgery
+
+def _conv_types():
+    import keras
+
+    return (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
+
+
+def find_last_conv_layer(model):
+    """Name of the last top-level conv layer, or of a nested model with 4-D output; None if neither."""
+    import keras
+
+    for layer in reversed(model.layers):
+        if isinstance(layer, _conv_types()):
+            return layer.name
+        if isinstance(layer, keras.Model) and len(layer.output.shape) == 4:
+            return layer.name
+    return None
+
+
+def resolve_layer(model, spec):
+    """A layer name, or ``convN`` for the N-th (1-based) conv layer when no layer has that name."""
+    names = [layer.name for layer in model.layers]
+    if spec in names:
+        return spec
+    if spec.startswith("conv") and spec[4:].isdigit():
+        convs = [layer.name for layer in model.layers if isinstance(layer, _conv_types())]
+        n = int(spec[4:])
+        if 1 <= n <= len(convs):
+            return convs[n - 1]
+    convs = [layer.name for layer in model.layers if isinstance(layer, _conv_types())]
+    raise ValueError(f"no layer {spec!r} in {model.name}; conv layers: {', '.join(convs) or 'none'}")
+
+
+def _copy(model, *modifiers):
+    """A clone of ``model`` with the same weights, then each tf-keras-vis modifier applied in place."""
+    import tensorflow as tf
+
+    clone = tf.keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    for modifier in modifiers:
+        modifier(clone)
+    return clone
+
+
+def _guided_everywhere(model):
+    """GuidedBackpropagation on the model and every nested model (it only looks at top-level layers)."""
+    import keras
+    from tf_keras_vis.utils.model_modifiers import GuidedBackpropagation
+
+    GuidedBackpropagation()(model)
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            _guided_everywhere(layer)
+
+
+def _outer_output(model, name):
+    """The symbolic output of top-level layer ``name`` in ``model``'s own graph.
+
+    A nested model's ``.output`` belongs to its inner graph, so it is found as the input of the
+    layer that consumes it.
+    """
+    import keras
+
+    layer = model.get_layer(name)
+    if not isinstance(layer, keras.Model):
+        return layer.output
+    for consumer in model.layers:
+        try:
+            inputs = keras.tree.flatten(consumer.input)
+        except (AttributeError, ValueError):  # never called, or shared by several calls
+            continue
+        for tensor in inputs:
+            history = getattr(tensor, "_keras_history", None)
+            if consumer is not layer and history and history[0] is layer:
+                return tensor
+    raise ValueError(f"cannot find the output of nested model {name!r} in {model.name}'s graph")
+
+
+# ---------------------------------------------------------------- maps
+
+def _batch(image):
+    return np.asarray(image, dtype=np.float32)[None]
+
+
+def guided_gradients(model, image, class_index):
+    """Guided-backprop gradient of the pre-softmax score of ``class_index`` w.r.t. ``image`` (H, W, C)."""
+    from tf_keras_vis.saliency import Saliency
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    guided = _copy(model, ReplaceToLinear(), _guided_everywhere)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*structure of `inputs`.*")
+        grads = Saliency(guided, clone=False)(CategoricalScore([class_index]), _batch(image),
+                                              gradient_modifier=None, keepdims=True, normalize_map=False)
+    return np.asarray(grads[0], dtype=np.float32)
+
+
+def gradient_maps(gradient):
+    """Ozbulak-style pictures of a raw gradient (H, W, C): colour, grey, positive, negative, all in [0, 1]."""
+    g = np.asarray(gradient, dtype=np.float32)
+    span = g.max() - g.min()
+    colour = (g - g.min()) / span if span > 0 else np.zeros_like(g)
+    grey = np.abs(g).sum(axis=-1)
+    top, bottom = np.percentile(grey, 99), grey.min()
+    grey = np.clip((grey - bottom) / (top - bottom), 0, 1) if top > bottom else np.zeros_like(grey)
+    positive = np.maximum(0, g) / g.max() if g.max() > 0 else np.zeros_like(g)
+    negative = np.maximum(0, -g) / -g.min() if g.min() < 0 else np.zeros_like(g)
+    return {"colour": colour, "grey": grey, "positive": positive, "negative": negative}
+
+
+def gradcam(model, image, class_index, layer=None):
+    """Grad-CAM of ``class_index`` at ``layer`` (default: last conv), as an (H, W) map in [0, 1]."""
+    import keras
+    import tensorflow as tf
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+    layer = layer or find_last_conv_layer(model)
+    if layer is None:
+        raise NoConvLayerError(f"{model.name} has no convolutional layer for Grad-CAM; "
+                               "name a layer with 4-D output with --layers")
+    linear = _copy(model, ReplaceToLinear())
+    maps_tensor = _outer_output(linear, layer)
+    if len(maps_tensor.shape) != 4:
+        raise ValueError(f"Grad-CAM needs a layer with (batch, height, width, channels) output; "
+                         f"{layer!r} gives {tuple(maps_tensor.shape)}")
+    probe = keras.Model(linear.inputs, [maps_tensor, linear.outputs[0]])
+    with tf.GradientTape() as tape:
+        maps, scores = probe(tf.constant(_batch(image)), training=False)
+        score = scores[:, class_index]
+    grads = tape.gradient(score, maps)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(maps * weights, axis=-1))[0]
+    cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+def explain(model, image, class_index, layer=None):
+    """Guided-backprop maps, the gradient, and (when the model has conv maps) Grad-CAM and guided Grad-CAM."""
+    gradient = guided_gradients(model, image, class_index)
+    result = {"gradient": gradient, **gradient_maps(gradient)}
+    try:
+        cam = gradcam(model, image, class_index, layer)
+    except NoConvLayerError:
+        return result
+    result["gradcam"] = cam
+    result["guided_gradcam"] = gradient_maps(gradient * cam[..., None])["colour"]
+    return result
+
+
+# ---------------------------------------------------------------- inputs of the figure commands
+
+def class_index(spec, class_names, predicted):
+    """``--class``: a class index, a class name ('Alec Baldwin' or Alec_Baldwin), or None -> predicted."""
+    if spec is None:
+        return int(predicted)
+    text = str(spec).strip()
+    if text.isdigit():
+        k = int(text)
+        if not 0 <= k < len(class_names):
+            raise ValueError(f"--class {k} out of range: {len(class_names)} classes (0..{len(class_names) - 1})")
+        return k
+    key = " ".join(text.replace("_", " ").split()).casefold()
+    folded = [" ".join(c.replace("_", " ").split()).casefold() for c in class_names]
+    if key not in folded:
+        raise ValueError(f"--class {spec!r} is not a class of this run; classes: {', '.join(class_names)}")
+    return folded.index(key)
+
+
+def run_images(run_dir, model, paths, split):
+    """(uint8 images at the model's input, labels for the titles): ``--images`` files, else the split's first.
+
+    A relative path that does not exist is looked up under the run's dataset folder.
+    """
+    from pathlib import Path
+
+    from kerascnn import rundir
+    from kerascnn.predict import decode_for_model
+
+    cfg = rundir.load_config(run_dir)
+    if paths:
+        from kerascnn.data import dataset_dir, dataset_module
+
+        module = dataset_module(cfg.dataset)
+        root = module.image_root(cfg) if hasattr(module, "image_root") else dataset_dir(cfg, cfg.dataset)
+        files = [Path(p) if Path(p).exists() or Path(p).is_absolute() else root / p for p in paths]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"no image at {', '.join(missing)}")
+        x, kept, skipped = decode_for_model(model, files)
+        if skipped:
+            raise ValueError("unreadable image(s): " + "; ".join(f"{p}: {why}" for p, why in skipped))
+        return x, [files[i].stem for i in kept]
+    from kerascnn.data import load_dataset
+
+    part = load_dataset(cfg).split(split)
+    if tuple(part.x.shape[1:]) != tuple(model.input_shape[1:]):
+        raise ValueError(f"the {split} split holds {part.x.shape[1:]} arrays, not the model's input images")
+    return part.x[:1], [Path(part.files[0]).stem if part.files else f"{split}0"]
+
+
+# ---------------------------------------------------------------- figures
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _show(ax, array, cmap=None):
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    ax.imshow(array, cmap=cmap or ("gray" if array.ndim == 2 else None), vmin=0, vmax=1 if array.dtype != np.uint8 else 255)
+    ax.axis("off")
+
+
+def _overlay(ax, image, cam):
+    _show(ax, image)
+    ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+
+
+def _save_single(path, array, cmap=None):
+    plt = _plt()
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, array, cmap=cmap or "gray", vmin=0, vmax=1, format="png")
+    return path
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text))
+
+
+def _predict(model, x):
+    from kerascnn.evaluate import predict_arrays
+
+    return predict_arrays(model, x)
+
+
+def guided_backprop_figure(model, images, stems, class_names, class_spec, out_dir, layer=None, title=""):
+    """One figure (a row per image) plus a PNG per map; returns the paths written."""
+    plt = _plt()
+    probs = _predict(model, images)
+    rows, written = [], []
+    for image, stem, p in zip(images, stems, probs):
+        k = class_index(class_spec, class_names, p.argmax())
+        maps = explain(model, image, k, layer)
+        rows.append((image, stem, k, p, maps))
+        base = f"{_slug(stem)}_{_slug(class_names[k])}"
+        for name in MAPS + ("gradcam", "guided_gradcam"):
+            if name in maps:
+                written.append(_save_single(out_dir / f"{base}_{name}.png", maps[name],
+                                            cmap="jet" if name == "gradcam" else None))
+    columns = ["image", "colour", "grey", "positive", "negative"]
+    if all("gradcam" in r[4] for r in rows):
+        columns += ["Grad-CAM", "guided Grad-CAM"]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.7 * len(rows)), squeeze=False)
+    for row_axes, (image, stem, k, p, maps) in zip(axes, rows):
+        panels = [("image", image), ("colour", maps["colour"]), ("grey", maps["grey"]),
+                  ("positive", maps["positive"]), ("negative", maps["negative"])]
+        if "Grad-CAM" in columns:
+            panels += [("Grad-CAM", None), ("guided Grad-CAM", maps["guided_gradcam"])]
+        for ax, (label, array) in zip(row_axes, panels):
+            if label == "Grad-CAM":
+                _overlay(ax, image, maps["gradcam"])
+            else:
+                _show(ax, array)
+            ax.set_title(label, fontsize=8)
+        row_axes[0].set_title(f"{stem}\n{class_names[k]} p={p[k]:.2f}\n(predicted {class_names[p.argmax()]})",
+                              fontsize=7)
+    fig.suptitle(title or "guided backpropagation: where the class evidence comes from", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "guided_backprop.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return [path] + written
+
+
+def gradcam_figure(model, images, stems, class_names, class_spec, out_dir, layers=(None,), title=""):
+    """Grad-CAM overlays, a row per image and a column per layer; returns the paths written."""
+    plt = _plt()
+    layers = [name or find_last_conv_layer(model) for name in layers]
+    if None in layers:
+        raise NoConvLayerError(f"{model.name} has no convolutional layer for Grad-CAM")
+    probs = _predict(model, images)
+    fig, axes = plt.subplots(len(images), len(layers) + 1, figsize=(2.6 * (len(layers) + 1), 2.8 * len(images)),
+                             squeeze=False)
+    written = []
+    for row_axes, image, stem, p in zip(axes, images, stems, probs):
+        k = class_index(class_spec, class_names, p.argmax())
+        _show(row_axes[0], image)
+        row_axes[0].set_title(f"{stem}\n{class_names[k]} p={p[k]:.2f}", fontsize=7)
+        for ax, name in zip(row_axes[1:], layers):
+            cam = gradcam(model, image, k, name)
+            _overlay(ax, image, cam)
+            ax.set_title(f"Grad-CAM {name}", fontsize=8)
+            written.append(_save_single(out_dir / f"{_slug(stem)}_{_slug(class_names[k])}_gradcam_{_slug(name)}.png",
+                                        cam, cmap="jet"))
+    fig.suptitle(title or "Grad-CAM", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "gradcam.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return [path] + written
+
+
+def _layers_arg(model, args):
+    if not args.layers:
+        return [None]
+    return [resolve_layer(model, spec.strip()) for spec in args.layers.split(",") if spec.strip()]
+
+
+def guided_backprop_kind(run_dir, out_dir, args):
+    """``visualize RUN --kind guided-backprop [--images F...] [--class C] [--layers L]``."""
+    from kerascnn import rundir
+
+    model = rundir.load_model(run_dir, args.checkpoint)
+    images, stems = run_images(run_dir, model, args.images, args.split)
+    return guided_backprop_figure(model, images, stems, rundir.class_names(run_dir), args.class_name, out_dir,
+                                  layer=_layers_arg(model, args)[0],
+                                  title=f"{run_dir.name}: guided backpropagation ({args.checkpoint})")
+
+
+def gradcam_kind(run_dir, out_dir, args):
+    """``visualize RUN --kind gradcam [--images F...] [--class C] [--layers L1,L2]``."""
+    from kerascnn import rundir
+
+    model = rundir.load_model(run_dir, args.checkpoint)
+    images, stems = run_images(run_dir, model, args.images, args.split)
+    return gradcam_figure(model, images, stems, rundir.class_names(run_dir), args.class_name, out_dir,
+                          layers=_layers_arg(model, args), title=f"{run_dir.name}: Grad-CAM ({args.checkpoint})")

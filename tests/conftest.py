@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny synthetic image folders and the location of the real datasets."""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+
+def shared_data(name):
+    """Path of a real dataset in ../shared/data, or skip the test saying why."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real dataset not available at {path}")
+    return path
+
+
+def write_image_folder(root, classes=3, per_class=12, size=32, seed=0):
+    """Class folders of PNGs whose classes differ in colour, so a small CNN can learn them fast."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for k in range(classes):
+        folder = root / f"class_{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            img[..., k % 3] += 150
+            Image.fromarray(img).save(folder / f"img_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Keep array caches out of the project's data/ folder."""
+    monkeypatch.setenv("KERASCNN_DATA", str(tmp_path / "data_home"))

@@ -1,0 +1,106 @@
+"""The kerascnn command end to end on tiny data: train, evaluate, predict, export, params, errors."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, shared_data
+
+
+def kerascnn(*args, check=True):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "kerascnn", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kerascnn {' '.join(map(str, args))} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def last_json(proc):
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from conftest import write_image_folder
+
+    tmp = tmp_path_factory.mktemp("cli")
+    data = write_image_folder(tmp / "data", classes=3, per_class=10, size=50)
+    run = tmp / "run"
+    out = last_json(kerascnn("train", "--task", "artists", "--data-dir", data, "--run-dir", run, "--quiet",
+                             "--json", "--set", "epochs=3", "batch_size=8"))
+    assert out["run_dir"] == str(run) and 0 <= out["best_val_accuracy"] <= 1
+    return run, data
+
+
+def test_evaluate_writes_metrics_and_confusion_matrix(trained_run):
+    run, _ = trained_run
+    out = last_json(kerascnn("evaluate", run, "--json"))
+    assert out["images"] == 6 and 0 <= out["accuracy"] <= 1
+    rows = list(csv.reader(open(out["confusion_csv"])))
+    assert rows[0] == ["true\\pred", "class_0", "class_1", "class_2"]
+    assert sum(int(v) for row in rows[1:] for v in row[1:]) == 6
+    assert (run / "eval" / "confusion_val_best.png").stat().st_size > 1000
+
+
+def test_predict_writes_id_label_rows(trained_run, tmp_path):
+    run, data = trained_run
+    (data / "class_0" / "corrupt.png").write_bytes(b"broken")
+    out = tmp_path / "pred.csv"
+    res = last_json(kerascnn("predict", run, data / "class_0", data / "class_1" / "img_000.png", "--out", out, "--json"))
+    assert res["predictions"] == 11 and res["skipped"][0].endswith("corrupt.png")
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["id", "label", "class_name", "probability"]
+    assert rows[-1]["id"] == "img_000"
+    assert {r["class_name"] for r in rows} <= {"class_0", "class_1", "class_2"}
+    kerascnn("predict", run, data / "class_1", "--out", out, "--minimal")
+    assert open(out).readline().strip() == "id,label"
+    (data / "class_0" / "corrupt.png").unlink()
+
+
+def test_export_all_formats_reload_to_the_same_predictions(trained_run):
+    run, _ = trained_run
+    out = last_json(kerascnn("export", run, "--verify", "--json"))
+    assert set(out["exported"]) == {"keras", "savedmodel", "tflite"}
+    for fmt, report in out["verify"].items():
+        assert report["same_predictions"] == report["images"] == 6, fmt
+        assert report["max_abs_diff"] < 1e-4, fmt
+
+
+def test_params_and_receptive_field(trained_run):
+    run, _ = trained_run
+    assert last_json(kerascnn("params", "artists", "--json"))["total"] == 110_811
+    assert last_json(kerascnn("params", run, "--json"))["total"] == 110_811 - 8 * 64 - 8  # 3 classes, not 11
+    assert last_json(kerascnn("receptive-field", "--stack", "conv:5,conv:3", "--json"))["receptive_field"] == 7
+    assert last_json(kerascnn("receptive-field", run, "--json"))["receptive_field"] == 13
+
+
+def test_resume_and_visualize_commands(trained_run):
+    run, _ = trained_run
+    out = last_json(kerascnn("train", "--resume", run, "--quiet", "--json"))
+    assert out["epochs_run"] == 3
+    figures = last_json(kerascnn("visualize", run, "--kind", "curves", "--json"))["figures"]
+    assert figures[0].endswith("curves.png")
+
+
+def test_errors_are_clear_and_exit_2(tmp_path):
+    proc = kerascnn("train", "--task", "artists", "--set", "epoch=3", check=False)
+    assert proc.returncode == 2 and "unknown key 'epoch'" in proc.stderr and "epochs" in proc.stderr
+    proc = kerascnn("train", "--task", "artists", "--data-dir", tmp_path / "missing", check=False)
+    assert proc.returncode == 2 and str(tmp_path / "missing") in proc.stderr and "Canaletto" in proc.stderr
+    proc = kerascnn("evaluate", tmp_path, check=False)
+    assert proc.returncode == 2 and "run directory" in proc.stderr
+    proc = kerascnn("visualize", tmp_path, "--kind", "nonsense", check=False)
+    assert proc.returncode == 2 and "available:" in proc.stderr
+
+
+@pytest.mark.integration
+def test_artists_default_recipe_reaches_the_reference_accuracy(tmp_path):
+    data = shared_data("artists")
+    out = last_json(kerascnn("train", "--task", "artists", "--data-dir", data, "--run-dir", tmp_path / "run",
+                             "--quiet", "--json"))
+    assert out["epochs_run"] == 50
+    assert out["best_val_accuracy"] >= 0.55  # the assignment's report: 0.549 with this network

@@ -1,0 +1,109 @@
+"""The training entry: learning, the run directory, resume after SIGKILL, schedules, phases."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write_image_folder
+from kerascnn import rundir
+from kerascnn.tasks import resolve_config
+from kerascnn.train import learning_rate_at, train
+
+RUN_FILES = {"config.json", "history.csv", "metrics.json", "initial.weights.h5", "best.keras", "last.keras",
+             "class_names.json", "curves.png", "state.json"}
+
+
+def tiny_config(data_dir, *overrides):
+    return resolve_config("artists", ["epochs=12", "batch_size=16", "learning_rate=3e-3", "tensorboard=false",
+                                      *overrides], data_dir=str(data_dir))
+
+
+def test_learns_a_small_synthetic_problem_and_writes_the_run_directory(image_folder, tmp_path):
+    metrics = train(tiny_config(image_folder), run_dir=tmp_path / "run", quiet=True)
+    run = tmp_path / "run"
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    history = rundir.read_history(run)
+    assert len(history) == 12 == metrics["epochs_run"]
+    assert history[-1]["loss"] < history[0]["loss"] / 2
+    assert metrics["best_val_accuracy"] >= 0.85
+    assert metrics["best"]["val_accuracy"] == max(r["val_accuracy"] for r in history)
+    assert rundir.load_config(run).epochs == 12
+    assert rundir.class_names(run) == ["class_0", "class_1", "class_2"]
+    assert not list(run.glob("*-e*.keras")) and not list(run.glob(".*tmp*"))
+
+
+def test_same_seed_repeats_the_run(image_folder, tmp_path):
+    a = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "a", quiet=True)
+    b = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "b", quiet=True)
+    ha, hb = rundir.read_history(tmp_path / "a"), rundir.read_history(tmp_path / "b")
+    assert [r["loss"] for r in ha] == pytest.approx([r["loss"] for r in hb], rel=1e-4)
+    assert a["best_val_accuracy"] == b["best_val_accuracy"]
+
+
+def test_existing_run_directory_is_not_overwritten(image_folder, tmp_path):
+    train(tiny_config(image_folder, "epochs=1"), run_dir=tmp_path / "run", quiet=True)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(image_folder, "epochs=1"), run_dir=tmp_path / "run", quiet=True)
+
+
+def test_sigkill_then_resume_ends_with_every_epoch(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=60, size=50)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "kerascnn", "train", "--task", "artists", "--data-dir", str(data),
+           "--run-dir", str(run), "--quiet", "--set", "epochs=40", "batch_size=8", "checkpoint_every=0",
+           "tensorboard=false"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert 3 <= killed_at < 40 and not (run / "metrics.json").exists()
+    metrics = train(resume=run, quiet=True)
+    history = rundir.read_history(run)
+    assert [r["epoch"] for r in history] == list(range(1, 41))
+    assert metrics["epochs_run"] == 40
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+
+
+def test_early_stopping_stops_and_keeps_the_best(image_folder, tmp_path):
+    metrics = train(tiny_config(image_folder, "epochs=60", "early_stopping=2", "learning_rate=1e-2"),
+                    run_dir=tmp_path / "run", quiet=True)
+    assert metrics["stopped_early"] and metrics["epochs_run"] < 60
+    assert metrics["epochs_run"] == metrics["best_epoch"] + 2
+
+
+def test_learning_rate_schedules():
+    cfg = resolve_config("artists", ["learning_rate=1.0", "epochs=10", "lr_schedule=step", "lr_step_size=3",
+                                     "lr_gamma=0.5"])
+    assert [learning_rate_at(cfg, e) for e in (0, 2, 3, 6)] == [1.0, 1.0, 0.5, 0.25]
+    cos = cfg.replace(lr_schedule="cosine", lr_min=0.0)
+    assert learning_rate_at(cos, 0) == 1.0 and learning_rate_at(cos, 5) == pytest.approx(0.5)
+    restarts = cfg.replace(lr_schedule="cosine_restarts", lr_restart_period=4)
+    assert learning_rate_at(restarts, 4) == 1.0 and learning_rate_at(restarts, 2) == pytest.approx(0.5)
+    warm = cfg.replace(lr_schedule="constant", warmup_epochs=4)
+    assert learning_rate_at(warm, 0) == 0.25 and learning_rate_at(warm, 4) == 1.0
+    tune = cfg.replace(lr_schedule="constant", fine_tune_epochs=3, fine_tune_learning_rate=0.01)
+    assert learning_rate_at(tune, 10) == 0.01
+
+
+def test_plateau_schedule_and_fine_tuning_phase(image_folder, tmp_path):
+    cfg = tiny_config(image_folder, "epochs=2", "fine_tune_epochs=2", "fine_tune_learning_rate=1e-4",
+                      "model.batch_norm=true", "lr_schedule=plateau", "plateau_patience=1")
+    metrics = train(cfg, run_dir=tmp_path / "run", quiet=True)
+    history = rundir.read_history(tmp_path / "run")
+    assert metrics["epochs_run"] == 4
+    assert history[2]["lr"] == pytest.approx(1e-4, rel=1e-3) and history[3]["lr"] <= 1e-4 * 1.001
+    last = rundir.load_model(tmp_path / "run", "last")
+    assert not last.get_layer("bn1").trainable and last.get_layer("conv1").trainable
