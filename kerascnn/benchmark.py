@@ -1,23 +1,53 @@
-"""``kerascnn benchmark``: training throughput through the real training entry, and input-pipeline speed.
+"""``kerascnn benchmark``: where the time goes, per task and model.
 
-Training is timed as users run it (``kerascnn.train.train`` into a temporary run directory, with
-history, checkpoints and metrics), so the figure includes every fixed cost a real run pays.
+Four figures, each measured separately so a slow part is visible:
+- decode: images/s of the first load (cold cache: decode, resize, validate, write the array file);
+- pipeline: images/s the input pipeline delivers with no model attached, first and later epochs,
+  augmentation off and on;
+- step: steady-state training images/s and ms per step of the compiled train step, on synthetic
+  data of the task's shape (what ``../shared/bench/torch_ref.py`` times), after two warm-up steps;
+- run: a complete ``kerascnn train`` run (history, checkpoints, metrics) on the real data, whose
+  wall time includes every fixed cost a user pays.
+Peak resident memory of the process is reported with each row.
 """
+import math
 import resource
 import tempfile
 import time
 
+import numpy as np
+
 from kerascnn.tasks import resolve_config
 
 
+def peak_memory_mb():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def decode_throughput(cfg):
+    """Load the dataset into a fresh cache directory: images/s of decoding, then of the cached reload."""
+    from kerascnn.data import load_dataset
+
+    with tempfile.TemporaryDirectory() as cache:
+        cold = cfg.replace(cache_dir=cache)
+        t = time.perf_counter()
+        splits = load_dataset(cold)
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        load_dataset(cold)
+        cached = time.perf_counter() - t
+    n = sum(len(p.x) for p in (splits.train, splits.val, splits.test) if p is not None)
+    return splits, round(n / first, 1), round(n / cached, 1)
+
+
 def pipeline_throughput(cfg, splits, augment, epochs=3):
-    """Images/s the tf.data pipeline delivers with no model attached (first and later epochs)."""
+    """Images/s the input pipeline delivers with no model attached: (first epoch, later epochs)."""
     from kerascnn.data.augment import build_augmentation
     from kerascnn.data.pipeline import make_dataset
 
-    aug = build_augmentation(augment or ["flip", "rotate:15"], seed=0) if augment is not False else None
+    aug = build_augmentation(augment, seed=0) if augment else None
     ds = make_dataset(splits.train.x, splits.train.y, splits.num_classes, cfg.batch_size, training=True,
-                      augmentation=aug, seed=0)
+                      augmentation=aug, seed=0, pipeline=cfg.input_pipeline)
     times = []
     for _ in range(epochs):
         t = time.perf_counter()
@@ -28,37 +58,70 @@ def pipeline_throughput(cfg, splits, augment, epochs=3):
     return round(n / times[0], 1), round(n * (epochs - 1) / sum(times[1:]), 1)
 
 
-def peak_memory_mb():
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
+    """Steady-state training images/s on synthetic data of the task's shape (float32 unless the recipe says)."""
+    import keras
+
+    from kerascnn.data.pipeline import make_dataset
+    from kerascnn.train import build_model, compile_model, configure_precision
+
+    configure_precision(cfg)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (images, *input_shape), dtype=np.uint8)
+    y = rng.integers(0, num_classes, images)
+    model = build_model(cfg, input_shape, num_classes)
+    compile_model(model, cfg)
+    ds = make_dataset(x, y, num_classes, cfg.batch_size, training=True, pipeline=cfg.input_pipeline)
+    warm = make_dataset(x[: 2 * cfg.batch_size], y[: 2 * cfg.batch_size], num_classes, cfg.batch_size,
+                        pipeline=cfg.input_pipeline)
+    model.fit(warm, epochs=1, verbose=0)
+    t = time.perf_counter()
+    model.fit(ds, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - t
+    steps = math.ceil(images / cfg.batch_size) * epochs
+    return {"step_images_per_s": round(images * epochs / seconds, 1), "ms_per_step": round(1000 * seconds / steps, 1),
+            "step_seconds": round(seconds, 2), "parameters": model.count_params()}
+
+
+def full_run(cfg):
+    from kerascnn.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        metrics = train(cfg, run_dir=f"{tmp}/run", quiet=True)
+        wall = time.perf_counter() - t
+    return {"epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"], "run_wall_s": round(wall, 2),
+            "train_images_per_s": metrics["images_per_s"], "best_val_accuracy": round(metrics["best_val_accuracy"], 4)}
 
 
 def run_benchmark(args):
-    from kerascnn.data import load_dataset
-    from kerascnn.train import train
-
     rows = []
     for task in args.task:
-        overrides = list(args.set or []) + (["epochs=%d" % args.epochs] if args.epochs else [])
+        overrides = list(args.set or []) + ([f"epochs={args.epochs}"] if args.epochs else [])
         cfg = resolve_config(task, overrides + ["tensorboard=false"], data_dir=args.data_dir)
-        t = time.perf_counter()
-        splits = load_dataset(cfg)
-        load_seconds = time.perf_counter() - t
-        first, later = pipeline_throughput(cfg, splits, augment=False)
-        first_aug, later_aug = pipeline_throughput(cfg, splits, augment=cfg.augment or None)
         for repeat in range(args.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                t = time.perf_counter()
-                metrics = train(cfg, run_dir=f"{tmp}/run", quiet=True)
-                wall = time.perf_counter() - t
-            steps = -(-len(splits.train.x) // cfg.batch_size) * metrics["epochs_run"]
-            rows.append({
-                "task": task, "model": cfg.model, "repeat": repeat, "batch": cfg.batch_size,
-                "epochs": metrics["epochs_run"], "train_images_per_s": metrics["images_per_s"],
-                "ms_per_step": round(1000 * metrics["train_seconds"] / steps, 2),
-                "train_s": metrics["train_seconds"], "wall_s": round(wall, 2),
-                "dataset_load_s": round(load_seconds, 2),
-                "pipeline_images_per_s": later, "pipeline_first_epoch": first,
-                "pipeline_aug_images_per_s": later_aug, "pipeline_aug_first_epoch": first_aug,
-                "peak_mem_mb": peak_memory_mb(), "best_val_accuracy": round(metrics["best_val_accuracy"], 4),
-            })
+            row = {"task": task, "model": cfg.model, "batch": cfg.batch_size, "repeat": repeat}
+            if "step" in args.parts or "pipeline" in args.parts or "run" in args.parts or "decode" in args.parts:
+                splits = None
+                if {"decode", "pipeline", "run"} & set(args.parts):
+                    splits, row["decode_images_per_s"], row["cached_load_images_per_s"] = decode_throughput(cfg)
+                if "pipeline" in args.parts:
+                    row["pipeline_first_epoch"], row["pipeline_images_per_s"] = pipeline_throughput(cfg, splits, None)
+                    augment = cfg.augment or ["flip", "rotate:15"]
+                    row["pipeline_aug_first_epoch"], row["pipeline_aug_images_per_s"] = pipeline_throughput(
+                        cfg, splits, augment)
+                if "step" in args.parts:
+                    if splits is not None:
+                        shape, classes = splits.input_shape, splits.num_classes
+                    else:
+                        from kerascnn.data import dataset_module
+
+                        shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
+                    row.update(step_throughput(cfg, shape, classes, images=args.synthetic_images,
+                                               epochs=args.step_epochs))
+                if "run" in args.parts:
+                    row.update(full_run(cfg))
+            row["peak_mem_mb"] = peak_memory_mb()
+            rows.append(row)
     return rows

@@ -356,7 +356,12 @@ def build_parser():
 
     p = sub.add_parser("benchmark", help="training and input-pipeline throughput")
     p.add_argument("--task", nargs="+", default=["artists"])
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--parts", nargs="+", default=["decode", "pipeline", "step", "run"],
+                   choices=["decode", "pipeline", "step", "run"],
+                   help="what to measure (step needs no data: synthetic images of the task's shape)")
+    p.add_argument("--epochs", type=int, help="epochs of the full run (default: the task's)")
+    p.add_argument("--synthetic-images", type=int, default=1536, help="images per synthetic step epoch")
+    p.add_argument("--step-epochs", type=int, default=1)
     p.add_argument("--repeats", type=int, default=1)
     _common(p)
     p.set_defaults(fn=cmd_benchmark)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "plateau")
 PRECISIONS = ("off", "float16", "bfloat16")
-CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "mixed_precision": PRECISIONS}
+PIPELINES = ("auto", "tfdata", "numpy")
+CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "mixed_precision": PRECISIONS,
+           "input_pipeline": PIPELINES}
 
 
 class ConfigError(ValueError):
@@ -58,6 +60,8 @@ class Config:
     fine_tune_learning_rate: float = 1e-5
     fine_tune_from: str = ""
     track_test: bool = False
+    input_pipeline: str = "auto"
+    distribute: bool = False
     checkpoint_every: float = 10.0
     tensorboard: bool = True
 
@@ -96,6 +100,8 @@ FIELD_HELP = {
     "fine_tune_learning_rate": "learning rate of the fine-tuning phase",
     "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen",
     "track_test": "evaluate the test split after every epoch (test_loss, test_accuracy in the history)",
+    "input_pipeline": "auto (tf.data when TensorFlow is installed) | tfdata | numpy (keras PyDataset)",
+    "distribute": "data-parallel over every visible device (MirroredStrategy on TF, DataParallel on JAX)",
     "checkpoint_every": "seconds between resume checkpoints; 0 = every epoch",
 }
 

@@ -53,12 +53,14 @@ def study_section(name, study_dir, out):
     info = json.loads((study_dir / "study.json").read_text()) if (study_dir / "study.json").exists() else {}
     table = (study_dir / "table.md").read_text().splitlines()
     table = [line for line in table if not line.startswith("### ")]
+    while table and not table[0].strip():
+        table.pop(0)
     runs = f"{info.get('repeats', 1)} seed(s) per variant" + (f", {info['epochs']} epochs" if info.get("epochs")
                                                                 else "")
     lines = [f"### {name}", "", f"*What was varied:* {study.description if study else info.get('description', '')} "
              f"(base task `{info.get('task', study.task if study else '?')}`, {runs}; "
              f"`kerascnn experiment {name}`).", ""] + table + [""]
-    if study:
+    if study and "overrides" not in (table[0] if table else ""):  # the table does not already say
         lines += ["Variants:", ""] + [f"- `{v}`: {' '.join(o) or '(the base recipe)'}" for v, o in study.variants]
         lines += [""]
     for figure, caption in (("sweep.png", "accuracy against the swept value"),

@@ -6,10 +6,13 @@ point resumes with ``train(resume=RUN_DIR)`` and ends with the same epochs and f
 uninterrupted one: checkpoints are journaled (written under a new name, recorded in state.json,
 then renamed into place), so state.json and the checkpoints it names always agree.
 """
+import contextlib
+import importlib.util
 import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,59 @@ def configure_precision(cfg):
 
     policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[cfg.mixed_precision]
     keras.config.set_dtype_policy(policy)
+
+
+def distribution_scope(cfg):
+    """A factory of contexts for model creation: data parallelism over every visible device
+    with Keras's own engines, or a no-op.
+
+    TensorFlow: ``tf.distribute.MirroredStrategy`` (its scope must cover model creation and
+    compilation); JAX: ``keras.distribution.DataParallel``. On a CPU, ``KERASCNN_CPU_DEVICES=N``
+    (TensorFlow) or ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (JAX) splits the
+    processor into N logical devices, which is how the data-parallel path is tested without GPUs.
+    """
+    import keras
+
+    if not cfg.distribute:
+        return contextlib.nullcontext
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        logical = int(os.environ.get("KERASCNN_CPU_DEVICES", "0"))
+        if logical > 1 and not tf.config.list_physical_devices("GPU"):
+            try:
+                cpu = tf.config.list_physical_devices("CPU")[0]
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical)
+            except RuntimeError:
+                warnings.warn("KERASCNN_CPU_DEVICES ignored: TensorFlow's devices were already initialised")
+        return tf.distribute.MirroredStrategy().scope
+    raise ValueError(f"distribute=true needs the tensorflow or jax backend, not {backend!r}")
+
+
+def first_batch_divisible(cfg, scope, n):
+    """Batch size whose first batch splits evenly over the replicas.
+
+    Keras's TF trainer traces a distributed model by MEAN-reducing the first batch across replicas
+    (``_maybe_symbolic_build``), which fails when that batch splits unevenly; that happens only
+    when the split is smaller than one batch, so only then is the batch trimmed.
+    """
+    if not cfg.distribute or n >= cfg.batch_size:
+        return cfg.batch_size
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with scope():
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    else:
+        replicas = len(keras.distribution.list_devices())
+    return max(replicas, n - n % replicas)
 
 
 def build_model(cfg, input_shape, num_classes):
@@ -122,7 +178,7 @@ def _recorder_class():
             keys = ("loss", "accuracy", "val_loss", "val_accuracy") + (
                 ("test_loss", "test_accuracy") if cfg.track_test else ())
             row = {"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in keys},
-                   "lr": float(self.model.optimizer.learning_rate.numpy()), "seconds": round(seconds, 4)}
+                   "lr": current_lr(self.model), "seconds": round(seconds, 4)}
             self.rows.append(row)
             rundir.write_history(self.run_dir, self.rows)
             st["epoch"] = epoch + 1
@@ -148,8 +204,8 @@ def _recorder_class():
                 return
             st["plateau_wait"] += 1
             if st["plateau_wait"] >= self.cfg.plateau_patience:
-                lr = self.model.optimizer.learning_rate
-                lr.assign(max(float(lr.numpy()) * self.cfg.lr_gamma, self.cfg.lr_min))
+                lr = max(current_lr(self.model) * self.cfg.lr_gamma, self.cfg.lr_min)
+                self.model.optimizer.learning_rate.assign(lr)
                 st["plateau_wait"] = 0
 
         def checkpoint(self):
@@ -181,6 +237,12 @@ def _recorder_class():
             logs.update(test_loss=loss, test_accuracy=acc)
 
     return RunRecorder, TestTracker
+
+
+def current_lr(model):
+    import keras
+
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 def unfreeze_for_fine_tuning(model, first_layer=""):
@@ -233,36 +295,41 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     write_json(run_dir / "config.json", cfg.to_dict())
 
     configure_precision(cfg)
+    scope = distribution_scope(cfg)
     keras.utils.set_random_seed(cfg.seed)
     t_data = time.perf_counter()
     splits = load_dataset(cfg)
     data_seconds = time.perf_counter() - t_data
     write_json(run_dir / "class_names.json", list(splits.class_names))
     augmentation = build_augmentation(cfg.augment, seed=cfg.seed)
-    train_ds = make_dataset(splits.train.x, splits.train.y, splits.num_classes, cfg.batch_size,
-                            training=True, augmentation=augmentation, seed=cfg.seed)
-    val_ds = make_dataset(splits.val.x, splits.val.y, splits.num_classes, cfg.batch_size)
+    batches = dict(num_classes=splits.num_classes, batch_size=cfg.batch_size, pipeline=cfg.input_pipeline)
+    train_ds = make_dataset(splits.train.x, splits.train.y, training=True, augmentation=augmentation,
+                            seed=cfg.seed, drop_remainder=cfg.distribute, **batches)
+    val_ds = make_dataset(splits.val.x, splits.val.y,
+                          **{**batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
     if cfg.track_test and (splits.test is None or (splits.test.y < 0).all()):
         raise ValueError(f"track_test needs a labelled test split; dataset {cfg.dataset!r} has none")
 
-    if state is not None and (run_dir / "last.keras").exists():
-        model = keras.models.load_model(run_dir / "last.keras")
-        rows = rundir.read_history(run_dir)[: state["epoch"]]
-    else:
-        state, rows = fresh_state(), []
-        model = build_model(cfg, splits.input_shape, splits.num_classes)
-        compile_model(model, cfg)
-        with atomic_path(run_dir / "initial.weights.h5") as tmp:
-            model.save_weights(tmp)
+    with scope():
+        if state is not None and (run_dir / "last.keras").exists():
+            model = keras.models.load_model(run_dir / "last.keras")
+            rows = rundir.read_history(run_dir)[: state["epoch"]]
+        else:
+            state, rows = fresh_state(), []
+            model = build_model(cfg, splits.input_shape, splits.num_classes)
+            compile_model(model, cfg)
+            with atomic_path(run_dir / "initial.weights.h5") as tmp:
+                model.save_weights(tmp)
     rundir.write_history(run_dir, rows)
 
     recorder_class, tracker_class = _recorder_class()
     recorder = recorder_class(run_dir, cfg, state, rows, quiet)
     callbacks = [recorder]
     if cfg.track_test:
-        callbacks.insert(0, tracker_class(make_dataset(splits.test.x, splits.test.y, splits.num_classes,
-                                                       cfg.batch_size)))
-    if cfg.tensorboard:
+        callbacks.insert(0, tracker_class(make_dataset(splits.test.x, splits.test.y, **batches)))
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        warnings.warn("tensorboard is not installed: no TensorBoard logs for this run")
+    elif cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
     fit = dict(x=train_ds, validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else "auto")
     if state["phase"] == "train" and state["epoch"] < cfg.epochs and not state["stopped_early"]:
@@ -270,8 +337,9 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     if cfg.fine_tune_epochs and state["epoch"] < total_epochs(cfg):
         if state["phase"] == "train":
             # Second phase: unfreeze, recompile with the fine-tuning LR, give early stopping a fresh start.
-            unfreeze_for_fine_tuning(model, cfg.fine_tune_from)
-            compile_model(model, cfg.replace(learning_rate=cfg.fine_tune_learning_rate))
+            with scope():
+                unfreeze_for_fine_tuning(model, cfg.fine_tune_from)
+                compile_model(model, cfg.replace(learning_rate=cfg.fine_tune_learning_rate))
             state.update(phase="fine_tune", wait=0, stopped_early=False)
         if not state["stopped_early"]:
             model.fit(epochs=total_epochs(cfg), initial_epoch=state["epoch"], **fit)
@@ -293,7 +361,7 @@ def summarise(run_dir, cfg, state, splits, model, data_seconds):
     from kerascnn.data.pipeline import make_dataset
 
     def evaluate(m, part):
-        ds = make_dataset(part.x, part.y, splits.num_classes, cfg.batch_size)
+        ds = make_dataset(part.x, part.y, splits.num_classes, cfg.batch_size, pipeline=cfg.input_pipeline)
         loss, acc = m.evaluate(ds, verbose=0)
         return float(loss), float(acc)
 

@@ -97,7 +97,8 @@ def test_tasks_follow_the_assignment():
 
 def test_improved_network_shapes_and_options():
     model = create_model("caltech_net", (64, 64, 3), 101)
-    assert model.get_layer("stage4_relu2").output.shape[1:] == (8, 8, 256)
+    assert model.get_layer("stem_relu").output.shape[1:] == (32, 32, 32)
+    assert model.get_layer("stage3_relu2").output.shape[1:] == (4, 4, 256)
     assert model.output.shape[1:] == (101,)
     assert create_model("caltech_net", (64, 64, 3), 101, dropout=0.0).count_params() == model.count_params()
     with pytest.raises(ValueError, match="convs_per_stage"):
@@ -125,7 +126,7 @@ def test_activation_layer_follows_conv_to_its_relu():
     resnet = create_model("resnet18", (32, 32, 3), 5)
     assert activation_layer(resnet, "conv1")[0].name == "conv1_relu"  # through batch norm
     assert activation_layer(resnet, "conv2")[0].name == "conv2_block1_1_relu"
-    assert activation_layer(create_model("caltech_net", (32, 32, 3), 5), "conv3")[0].name == "stage3_relu1"
+    assert activation_layer(create_model("caltech_net", (32, 32, 3), 5), "conv3")[0].name == "stage2_relu1"
 
     inputs = keras.Input((8, 8, 3))
     fused = layers.Conv2D(4, 3, activation="relu", name="fused")(inputs)
@@ -143,10 +144,11 @@ def tiny_study(caltech_root, tmp_path_factory):
     from kerascnn.experiments import run_study
 
     out = tmp_path_factory.mktemp("studies")
+    # Module-scoped, so set up before the per-test cache isolation: keep its cache in tmp too.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptImageWarning)
-        return run_study("caltech101.models", epochs=1, overrides=TINY, data_dir=str(caltech_root),
-                         out_root=str(out), quiet=True)
+        return run_study("caltech101.models", epochs=1, overrides=TINY + [f"cache_dir={out / 'cache'}"],
+                         data_dir=str(caltech_root), out_root=str(out), quiet=True)
 
 
 def test_models_study_smoke_tabulates_loss_and_accuracy(tiny_study):
@@ -162,12 +164,11 @@ def test_models_study_smoke_tabulates_loss_and_accuracy(tiny_study):
     assert (study_dir / "curves.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("checkpoint", ["initial", "best"])
-def test_activation_figures_for_the_named_images(tiny_study, caltech_root, tmp_path, checkpoint):
+def test_activation_figures_for_the_named_images(tiny_study, caltech_root, tmp_path):
     from kerascnn.vis.commands import visualize
 
     run = Path(tiny_study["study_dir"]) / "runs" / "lenet5" / "seed0"
-    args = Namespace(run=str(run), kind="activations", out=str(tmp_path), checkpoint=checkpoint, split="val",
+    args = Namespace(run=str(run), kind="activations", out=str(tmp_path), checkpoint="best", split="val",
                      layers="conv1,conv2",
                      images=["accordion/image_0001.jpg", str(caltech_root / "camera" / "image_0001.jpg")])
     written = visualize(args)
@@ -181,13 +182,19 @@ def test_activation_maps_and_figure_have_one_panel_per_filter(tiny_study, caltec
     from kerascnn.data.images import decode_image
     from kerascnn.vis.activations import activation_figure, activation_maps
 
-    model = rundir.load_model(Path(tiny_study["study_dir"]) / "runs" / "lenet5" / "seed0", "best")
+    run = Path(tiny_study["study_dir"]) / "runs" / "lenet5" / "seed0"
     image = decode_image(caltech_root / "accordion" / "image_0001.jpg", (32, 32))
-    for spec, filters, side in (("conv1", 32, 32), ("conv2", 64, 8)):
-        layer, _, maps = activation_maps(model, image[None], spec)
-        assert maps.shape == (1, side, side, filters) and maps.min() >= 0  # post-ReLU
-        fig = activation_figure(image, maps[0], spec)
-        assert len(fig.axes) == 1 + filters
+    for checkpoint in ("initial", "best"):  # untrained and trained weights
+        model = rundir.load_model(run, checkpoint)
+        for spec, filters, side in (("conv1", 32, 32), ("conv2", 64, 8)):
+            layer, _, maps = activation_maps(model, image[None], spec)
+            assert layer.name == f"relu{spec[-1]}"
+            assert maps.shape == (1, side, side, filters) and maps.min() >= 0  # post-ReLU
+    import matplotlib.pyplot as plt
+
+    fig = activation_figure(image, maps[0], "conv2")
+    assert len(fig.axes) == 1 + 64
+    plt.close(fig)
 
 
 def test_missing_image_is_a_clear_error(tiny_study, tmp_path):

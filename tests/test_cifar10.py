@@ -120,6 +120,12 @@ def test_offline_without_local_copy_fails_fast_and_never_downloads(tmp_path, mon
         load_dataset(resolve_config("cifar10"))
 
 
+def test_unprepared_tfds_offline_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10, "online", lambda url, timeout=3.0: False)
+    with pytest.raises(DatasetNotFoundError, match="no prepared cifar10"):
+        load_dataset(config(f"tfds:{tmp_path}"))
+
+
 def test_image_size_resizes_both_splits(tmp_path):
     write_npz(tmp_path / "c.npz")
     splits = load_dataset(config(tmp_path / "c.npz", "image_size=48"))
@@ -221,7 +227,7 @@ def test_filter_grid_layout_and_scaling():
     np.testing.assert_array_equal(grid[1:4, 1 + 5 * 4:4 + 5 * 4], images[5])
 
 
-def test_transfer_table_adds_test_accuracy_and_names_the_backbone(tiny_study):
+def test_transfer_table_adds_test_accuracy_and_names_the_backbone(tiny_study, monkeypatch):
     """The transfer hook on stand-in runs (a VGG study is too heavy for a unit test; the doc has a real one)."""
     from kerascnn import rundir
     from kerascnn.experiments.cifar10 import transfer_table
@@ -247,6 +253,7 @@ def test_transfer_table_adds_test_accuracy_and_names_the_backbone(tiny_study):
     test_accuracy = cli_json("evaluate", str(run), "--split", "test", "--json")["accuracy"]
     assert all(r["test_accuracy"] == pytest.approx(test_accuracy) for r in table["rows"])
     assert "test_accuracy" in table["columns"]
+    monkeypatch.setattr("kerascnn.evaluate.evaluate_run", lambda *a, **k: {"accuracy": 0.5})
     rows = transfer_table(s, run.parent, results("vgg11_bn.npz"), quiet=True)["rows"]
     assert [r["backbone"] for r in rows] == ["vgg11_bn.npz, frozen", "vgg11_bn.npz, trained", "random init, trained"]
 

@@ -1,4 +1,6 @@
 """Faces dataset, split, MLP, AlexNet feature cache and the faces tasks end to end (tiny, offline)."""
+import hashlib
+import re
 import warnings
 from argparse import Namespace
 from pathlib import Path
@@ -109,6 +111,15 @@ def test_mlp_is_flatten_relu_dense_softmax():
     assert len(wide.losses) == 2  # the L2 penalty of each hidden kernel
 
 
+def test_mlp_standardize_removes_brightness_and_contrast():
+    import keras
+
+    model = create_model("mlp", (4, 4, 1), 2, standardize=True)
+    probe = keras.Model(model.input, model.get_layer("standardize").output)
+    image = np.random.default_rng(0).uniform(0, 100, (1, 4, 4, 1)).astype(np.float32)
+    np.testing.assert_allclose(probe(image), probe(image * 2 + 50), atol=1e-3)
+
+
 # ---------------------------------------------------------------- a tiny run end to end
 
 def test_tiny_mlp_run_tracks_test_and_draws_weights(tmp_path, capsys):
@@ -209,6 +220,27 @@ def test_alexnet_features_use_the_weights_file(tmp_path):
     assert faces_alexnet.feature_cache_path(cfg, images) != faces_alexnet.feature_cache_path(random_cfg, images)
     with pytest.raises(ValueError, match="need RGB"):
         faces_alexnet.load(cfg.replace(grayscale=True))
+
+
+# ---------------------------------------------------------------- the fetch command's wiring
+
+def test_fetch_command_from_dir_and_its_exit_status(tmp_path, capsys):
+    from kerascnn import cli
+
+    original = tmp_path / "originals" / "x.png"
+    original.parent.mkdir()
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(original)
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    lists = tmp_path / "list.txt"
+    lists.write_text(f"Ann Lee\t7\t70\thttp://127.0.0.1:9/x.png\t2,3,12,15\t{digest}\n")
+    out = tmp_path / "crops"
+    cli.main(["data", "faces", "fetch", "--lists", str(lists), "--from-dir", str(original.parent),
+              "--out", str(out), "--no-progress"])
+    assert re.search(r"^kept\s+1$", capsys.readouterr().out, re.MULTILINE)
+    assert Image.open(out / "Ann_Lee" / "70.jpg").size == (10, 12)
+    with pytest.raises(SystemExit) as failed:
+        cli.main(["data", "faces", "fetch", "--lists", str(tmp_path / "absent.txt"), "--out", str(out)])
+    assert failed.value.code == 2
 
 
 # ---------------------------------------------------------------- the real crops

@@ -35,7 +35,7 @@ def image(size=12, channels=3):
 
 def test_guided_gradient_and_maps_have_the_image_shape():
     model = flat_cnn()
-    gradient = saliency.guided_gradients(model, image(), 1)
+    gradient = saliency.Explainer(model).guided_gradients(image(), 1)
     assert gradient.shape == (12, 12, 3) and np.abs(gradient).max() > 0
     maps = saliency.gradient_maps(gradient)
     assert maps["colour"].shape == maps["positive"].shape == maps["negative"].shape == (12, 12, 3)
@@ -62,34 +62,37 @@ def test_guided_backprop_passes_only_positive_gradients_through_relus():
                            kernel_initializer=keras.initializers.Constant([[1.0, 0.0], [-1.0, 0.0]]))(hidden)
     model = keras.Model(inputs, outputs)
     # score 0 = h0 - h1 with h0 = h1 = x0: plain gradient w.r.t. x0 is 0, guided keeps only h0's +1 path.
-    gradient = saliency.guided_gradients(model, np.array([1.0, 1.0], np.float32), 0)
+    gradient = saliency.Explainer(model).guided_gradients(np.array([1.0, 1.0], np.float32), 0)
     np.testing.assert_allclose(gradient, [1.0, 0.0])
 
 
 def test_gradcam_defaults_to_the_last_conv_layer():
     model = flat_cnn()
     assert saliency.find_last_conv_layer(model) == "second"
-    cam = saliency.gradcam(model, image(), 2)
+    explainer = saliency.Explainer(model)
+    cam = explainer.gradcam(image(), 2)
     assert cam.shape == (12, 12) and cam.max() == pytest.approx(1.0) and cam.min() >= 0
-    early = saliency.gradcam(model, image(), 2, saliency.resolve_layer(model, "conv1"))
+    early = explainer.gradcam(image(), 2, saliency.resolve_layer(model, "conv1"))
     assert early.shape == (12, 12) and not np.allclose(early, cam)
 
 
 def test_gradcam_through_a_nested_backbone():
     model = nested_cnn()
     assert saliency.find_last_conv_layer(model) == "backbone"
-    cam = saliency.gradcam(model, image(), 0)
+    explainer = saliency.Explainer(model)
+    cam = explainer.gradcam(image(), 0)
     assert cam.shape == (12, 12) and cam.max() > 0
-    assert np.abs(saliency.guided_gradients(model, image(), 0)).max() > 0
+    assert np.abs(explainer.guided_gradients(image(), 0)).max() > 0
 
 
 def test_gradcam_needs_a_conv_layer():
     inputs = keras.Input((4, 4, 1))
     x = layers.Dense(3, activation="relu")(layers.Flatten()(inputs))
     model = keras.Model(inputs, layers.Dense(2, activation="softmax")(x))
+    explainer = saliency.Explainer(model)
     with pytest.raises(saliency.NoConvLayerError):
-        saliency.gradcam(model, image(4, 1), 0)
-    maps = saliency.explain(model, image(4, 1), 0)
+        explainer.gradcam(image(4, 1), 0)
+    maps = explainer.explain(image(4, 1), 0)
     assert "gradcam" not in maps and maps["grey"].shape == (4, 4)
 
 

@@ -56,7 +56,8 @@ class RandomApply(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kerascnn")
 class PadAndCrop(layers.Layer):
-    """The classic CIFAR augmentation: reflect-pad by ``pad`` pixels, crop a random window back."""
+    """The classic CIFAR augmentation: reflect-pad by ``pad`` pixels, crop a random window back,
+    with an independent window for every image of the batch."""
 
     def __init__(self, pad=4, **kwargs):
         super().__init__(**kwargs)
@@ -66,11 +67,26 @@ class PadAndCrop(layers.Layer):
     def call(self, x, training=True):
         if not training or not self.pad:
             return x
-        p = self.pad
-        h, w = x.shape[1], x.shape[2]
-        padded = keras.ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
-        offsets = keras.random.randint((2,), 0, 2 * p + 1, seed=self.seed_generator)
-        return keras.ops.slice(padded, [0, offsets[0], offsets[1], 0], [keras.ops.shape(x)[0], h, w, x.shape[3]])
+        ops, p = keras.ops, self.pad
+        height, width = x.shape[1], x.shape[2]
+        padded = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        offsets = keras.random.randint((ops.shape(x)[0], 2), 0, 2 * p + 1, seed=self.seed_generator)
+        rows = offsets[:, :1] + ops.arange(height)[None, :]  # (batch, height)
+        cols = offsets[:, 1:] + ops.arange(width)[None, :]  # (batch, width)
+        picked = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
+        return ops.take_along_axis(picked, cols[:, None, :, None], axis=2)
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class ClipPixels(layers.Layer):
+    """Keep augmented pixels in [0, 255]: Keras's RandomSaturation does not clamp saturation before
+    converting back to RGB, so strong settings leave the valid range otherwise."""
+
+    def call(self, x):
+        return keras.ops.clip(x, VALUE_RANGE[0], VALUE_RANGE[1])
 
 
 def parse_entry(entry):
@@ -92,4 +108,4 @@ def build_augmentation(spec, seed=None):
         if seed is not None and hasattr(layer, "seed"):
             layer.seed = seed + i
         stack.append(layer)
-    return keras.Sequential(stack, name="augmentation")
+    return keras.Sequential(stack + [ClipPixels(name="clip_pixels")], name="augmentation")

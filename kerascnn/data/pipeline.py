@@ -1,19 +1,40 @@
-"""The one tf.data input pipeline every task trains and evaluates through.
+"""The one input pipeline every task trains and evaluates through.
 
 Arrays stay uint8 in memory; batches are cast to float32 [0, 255] (models normalise inside),
-labels become one-hot (so label smoothing and mixing work with one loss), augmentation runs as
-Keras layers on whole batches, and the next batch is prepared while the model trains.
+labels become one-hot (so label smoothing and mixing work with one loss), and augmentation runs
+as Keras layers on whole batches. With TensorFlow installed this is a tf.data pipeline that
+prepares the next batch while the model trains; where TensorFlow is absent (a JAX-only GPU
+machine) the same batches come from a ``keras.utils.PyDataset`` over the arrays.
 """
+import importlib.util
+import math
+
+import keras
 import numpy as np
 
+PIPELINES = ("auto", "tfdata", "numpy")
 
-def make_dataset(x, y, num_classes, batch_size, *, training=False, augmentation=None, seed=0):
+
+def make_dataset(x, y, num_classes, batch_size, *, training=False, augmentation=None, seed=0, pipeline="auto",
+                 drop_remainder=False):
+    """Batches of (float32 images, one-hot labels); ``drop_remainder`` keeps every batch full, which
+    data-parallel training needs (batches split evenly across devices; reshuffling still uses every image)."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"input_pipeline={pipeline!r}: choose one of {', '.join(PIPELINES)}")
+    if pipeline == "numpy" or (pipeline == "auto" and importlib.util.find_spec("tensorflow") is None):
+        return ArrayBatches(x, y, num_classes, batch_size, training=training, augmentation=augmentation, seed=seed,
+                            drop_remainder=drop_remainder)
+    return tf_dataset(x, y, num_classes, batch_size, training=training, augmentation=augmentation, seed=seed,
+                      drop_remainder=drop_remainder)
+
+
+def tf_dataset(x, y, num_classes, batch_size, *, training, augmentation, seed, drop_remainder):
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, dtype=np.int32)))
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     def to_model_inputs(images, labels):
         return tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
@@ -23,3 +44,33 @@ def make_dataset(x, y, num_classes, batch_size, *, training=False, augmentation=
         ds = ds.map(lambda images, labels: (augmentation(images, training=True), labels),
                     num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Shuffled float32 batches with one-hot labels from in-memory uint8 arrays, without TensorFlow."""
+
+    def __init__(self, x, y, num_classes, batch_size, *, training=False, augmentation=None, seed=0,
+                 drop_remainder=False):
+        super().__init__()
+        self.drop_remainder = drop_remainder
+        self.x, self.y = x, np.asarray(y, dtype=np.int64)
+        self.num_classes, self.batch_size = num_classes, batch_size
+        self.training, self.augmentation = training, augmentation
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x)) if training else np.arange(len(x))
+
+    def __len__(self):
+        if self.drop_remainder:
+            return len(self.x) // self.batch_size
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = self.x[idx].astype("float32")
+        if self.training and self.augmentation is not None:
+            images = keras.ops.convert_to_numpy(self.augmentation(images, training=True))
+        return images, np.eye(self.num_classes, dtype="float32")[self.y[idx]]
+
+    def on_epoch_end(self):
+        if self.training:
+            self.order = self.rng.permutation(len(self.x))

@@ -8,7 +8,7 @@ study(
     "faces_mlp",
     "300 vs 800 hidden units on grey 28x28 faces with L2, and pictures of their hidden units' weights",
     variants=[("hidden300", ["model.hidden=[300]"]), ("hidden800", ["model.hidden=[800]"])],
-    base=["grayscale=true", "model.l2=0.001", "augment=[flip]"],
+    base=["grayscale=true", "model.l2=0.001"],
     post="kerascnn.experiments.faces:draw_weights",
 )
 

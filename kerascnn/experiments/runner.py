@@ -157,8 +157,9 @@ def plot_curves(path, results, study):
         for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
             val = np.mean([[row[f"val_{key}"] for row in h[:n]] for h in histories], axis=0)
             tr = np.mean([[row[key] for row in h[:n]] for h in histories], axis=0)
-            ax.plot(epochs, val, color=color, label=variant)
-            ax.plot(epochs, tr, color=color, linestyle=":", alpha=0.6)
+            marker = "o" if n == 1 else None  # a one-epoch run is a point, invisible as a line
+            ax.plot(epochs, val, color=color, label=variant, marker=marker)
+            ax.plot(epochs, tr, color=color, linestyle=":", alpha=0.6, marker=marker)
     for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)

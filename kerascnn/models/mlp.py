@@ -13,6 +13,7 @@ def mlp(
     *,
     hidden=(300,),
     activation="relu",
+    standardize=False,
     l2=0.0,
     dropout=0.0,
     initializer="glorot_uniform",
@@ -21,14 +22,21 @@ def mlp(
     """Flatten, one ``dense{i}`` layer per entry of ``hidden``, softmax.
 
     The default is the assignment's network: 28x28 inputs, 300 ReLU units, one output per person.
-    ``l2`` penalises the hidden kernels (smooth, face-like weight pictures need it); ``dropout``
-    follows the flattened input and each hidden layer. The activation is a layer argument, never a
-    separate ``ReLU`` layer, so guided backpropagation can replace it. Each hidden unit's incoming
-    weights have the input's shape, which is what ``visualize --kind dense-weights`` draws.
+    ``standardize`` rescales each image to zero mean and unit variance over all its pixels (a
+    parameter-free LayerNormalization), removing overall brightness and contrast, which a single
+    dense layer cannot learn to ignore. ``l2`` penalises the hidden kernels (smooth, face-like
+    weight pictures need it); ``dropout`` follows the flattened input and each hidden layer. The
+    activation is a layer argument, never a separate ``ReLU`` layer, so guided backpropagation can
+    replace it. Each hidden unit's incoming weights have the input's shape, which is what
+    ``visualize --kind dense-weights`` draws.
     """
     reg = regularizer(l2)
     inputs = keras.Input(shape=input_shape, name="image")
-    x = layers.Flatten(name="flatten")(preprocessing_layer(preprocess)(inputs))
+    x = preprocessing_layer(preprocess)(inputs)
+    if standardize:
+        x = layers.LayerNormalization(axis=(1, 2, 3), epsilon=1e-6, center=False, scale=False,
+                                      name="standardize")(x)
+    x = layers.Flatten(name="flatten")(x)
     if dropout:
         x = layers.Dropout(dropout, name="input_dropout")(x)
     for i, units in enumerate(hidden, start=1):

@@ -11,6 +11,7 @@ zero everywhere (a filter this image does not excite at all) is drawn black and 
 title, together with the layer's largest activation for comparing magnitudes.
 """
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -117,6 +118,9 @@ def _slug(text):
 
 def plot_activations(run_dir, out_dir, args):
     """One PNG per (image, layer): ``activations_<layer>_<image>.png`` in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from kerascnn import rundir
@@ -125,8 +129,8 @@ def plot_activations(run_dir, out_dir, args):
     model = rundir.load_model(run_dir, args.checkpoint)
     specs = [s.strip() for s in (args.layers or "conv1,conv2").split(",") if s.strip()]
     images, stems = run_images(run_dir, model, args.images, args.split)
-    # Name figures after the path given (accordion/image_0001), since image stems repeat across classes.
-    names = [_slug(str(p).rsplit(".", 1)[0].replace("/", "_")) for p in args.images] if args.images else stems
+    # Name figures after class folder and stem (accordion_image_0001): stems repeat across classes.
+    names = [_slug(f"{Path(p).parent.name}_{Path(p).stem}") for p in args.images] if args.images else stems
     written = []
     for spec in specs:
         layer, note, maps = activation_maps(model, images, spec)

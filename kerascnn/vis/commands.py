@@ -9,6 +9,8 @@ KINDS = {
     "dense-weights": "kerascnn.vis.weights:dense_weights",
     "guided-backprop": "kerascnn.vis.saliency:guided_backprop_kind",
     "gradcam": "kerascnn.vis.saliency:gradcam_kind",
+    "tsne": "kerascnn.vis.embedding:tsne_kind",
+    "activation-max": "kerascnn.vis.activation_max:activation_max_kind",
     "filters": "kerascnn.vis.filters:plot_filters",
     "activations": "kerascnn.vis.activations:plot_activations",
 }

@@ -65,6 +65,7 @@ def plot_filters(run_dir, out_dir, args):
     from kerascnn import rundir
 
     checkpoint = args.checkpoint
+    label = f"{run_dir.parent.name}/{run_dir.name}"
     kernels = {}
     for which in dict.fromkeys([checkpoint, "initial"]):
         layer = first_rgb_conv(rundir.load_model(run_dir, which))
@@ -72,7 +73,7 @@ def plot_filters(run_dir, out_dir, args):
     name, kernel = kernels[checkpoint]
     written = []
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    _panel(ax, kernel, f"{run_dir.name}: {name}, {kernel.shape[3]} filters, {checkpoint} checkpoint")
+    _panel(ax, kernel, f"{label}: {name}, {kernel.shape[3]} filters, {checkpoint} checkpoint")
     _save(fig, out_dir / f"filters_{checkpoint}.png")
     plt.close(fig)
     written.append(out_dir / f"filters_{checkpoint}.png")
@@ -80,7 +81,7 @@ def plot_filters(run_dir, out_dir, args):
         fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
         _panel(axes[0], kernels["initial"][1], f"{name}: before training (initial)")
         _panel(axes[1], kernel, f"{name}: after training ({checkpoint})")
-        fig.suptitle(f"{run_dir.name}: first-layer filters, each scaled by its own max |w|, 0 = grey")
+        fig.suptitle(f"{label}: first-layer filters, each scaled by its own max |w|, 0 = grey")
         path = out_dir / f"filters_initial_vs_{checkpoint}.png"
         _save(fig, path)
         plt.close(fig)

@@ -16,7 +16,8 @@ and negative parts, each scaled by its extreme).
 Grad-CAM (Selvaraju et al. 2017) weights a conv layer's maps by the spatially averaged gradient of
 the class score, keeps the positive part and upsamples it to the image. The layer defaults to the
 last convolutional layer (or a nested backbone model, whose output is then used); guided Grad-CAM
-is the guided gradient times the CAM.
+is the guided gradient times the CAM. ``Explainer(model)`` computes all of them for one image and
+class; ``guided-backprop`` and ``gradcam`` are the ``kerascnn visualize`` kinds built on it.
 """
 import warnings
 
@@ -53,15 +54,11 @@ def find_last_conv_layer(model):
 
 def resolve_layer(model, spec):
     """A layer name, or ``convN`` for the N-th (1-based) conv layer when no layer has that name."""
-    names = [layer.name for layer in model.layers]
-    if spec in names:
+    if spec in [layer.name for layer in model.layers]:
         return spec
-    if spec.startswith("conv") and spec[4:].isdigit():
-        convs = [layer.name for layer in model.layers if isinstance(layer, _conv_types())]
-        n = int(spec[4:])
-        if 1 <= n <= len(convs):
-            return convs[n - 1]
     convs = [layer.name for layer in model.layers if isinstance(layer, _conv_types())]
+    if spec.startswith("conv") and spec[4:].isdigit() and 1 <= int(spec[4:]) <= len(convs):
+        return convs[int(spec[4:]) - 1]
     raise ValueError(f"no layer {spec!r} in {model.name}; conv layers: {', '.join(convs) or 'none'}")
 
 
@@ -116,18 +113,76 @@ def _batch(image):
     return np.asarray(image, dtype=np.float32)[None]
 
 
-def guided_gradients(model, image, class_index):
-    """Guided-backprop gradient of the pre-softmax score of ``class_index`` w.r.t. ``image`` (H, W, C)."""
-    from tf_keras_vis.saliency import Saliency
-    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-    from tf_keras_vis.utils.scores import CategoricalScore
+class Explainer:
+    """Guided backprop and Grad-CAM for one model; the modified copies are made once and reused."""
 
-    guided = _copy(model, ReplaceToLinear(), _guided_everywhere)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*structure of `inputs`.*")
-        grads = Saliency(guided, clone=False)(CategoricalScore([class_index]), _batch(image),
-                                              gradient_modifier=None, keepdims=True, normalize_map=False)
-    return np.asarray(grads[0], dtype=np.float32)
+    def __init__(self, model):
+        self.model = model
+        self._linear = self._guided = None
+
+    @property
+    def linear(self):
+        """The model with a linear output layer (scores before the softmax)."""
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+        if self._linear is None:
+            self._linear = _copy(self.model, ReplaceToLinear())
+        return self._linear
+
+    @property
+    def guided(self):
+        """The linear-output model whose ReLUs backpropagate guided gradients."""
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+        if self._guided is None:
+            self._guided = _copy(self.model, ReplaceToLinear(), _guided_everywhere)
+        return self._guided
+
+    def guided_gradients(self, image, class_index):
+        """Guided-backprop gradient of the score of ``class_index`` w.r.t. ``image``, shaped like it."""
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*structure of `inputs`.*")
+            grads = Saliency(self.guided, clone=False)(CategoricalScore([class_index]), _batch(image),
+                                                       gradient_modifier=None, keepdims=True, normalize_map=False)
+        return np.asarray(grads[0], dtype=np.float32)
+
+    def gradcam(self, image, class_index, layer=None):
+        """Grad-CAM of ``class_index`` at ``layer`` (default: last conv), as an (H, W) map in [0, 1]."""
+        import keras
+        import tensorflow as tf
+
+        layer = layer or find_last_conv_layer(self.model)
+        if layer is None:
+            raise NoConvLayerError(f"{self.model.name} has no convolutional layer for Grad-CAM; "
+                                   "name a layer with 4-D output with --layers")
+        maps_tensor = _outer_output(self.linear, layer)
+        if len(maps_tensor.shape) != 4:
+            raise ValueError(f"Grad-CAM needs a layer with (batch, height, width, channels) output; "
+                             f"{layer!r} gives {tuple(maps_tensor.shape)}")
+        probe = keras.Model(self.linear.inputs, [maps_tensor, self.linear.outputs[0]])
+        with tf.GradientTape() as tape:
+            maps, scores = probe(tf.constant(_batch(image)), training=False)
+            score = scores[:, class_index]
+        grads = tape.gradient(score, maps)
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(maps * weights, axis=-1))[0]
+        cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
+        return cam / cam.max() if cam.max() > 0 else cam
+
+    def explain(self, image, class_index, layer=None):
+        """Guided-backprop maps and gradient, plus Grad-CAM and guided Grad-CAM when there are conv maps."""
+        gradient = self.guided_gradients(image, class_index)
+        result = {"gradient": gradient, **gradient_maps(gradient)}
+        try:
+            cam = self.gradcam(image, class_index, layer)
+        except NoConvLayerError:
+            return result
+        result["gradcam"] = cam
+        result["guided_gradcam"] = gradient_maps(gradient * cam[..., None])["colour"]
+        return result
 
 
 def gradient_maps(gradient):
@@ -141,45 +196,6 @@ def gradient_maps(gradient):
     positive = np.maximum(0, g) / g.max() if g.max() > 0 else np.zeros_like(g)
     negative = np.maximum(0, -g) / -g.min() if g.min() < 0 else np.zeros_like(g)
     return {"colour": colour, "grey": grey, "positive": positive, "negative": negative}
-
-
-def gradcam(model, image, class_index, layer=None):
-    """Grad-CAM of ``class_index`` at ``layer`` (default: last conv), as an (H, W) map in [0, 1]."""
-    import keras
-    import tensorflow as tf
-    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-
-    layer = layer or find_last_conv_layer(model)
-    if layer is None:
-        raise NoConvLayerError(f"{model.name} has no convolutional layer for Grad-CAM; "
-                               "name a layer with 4-D output with --layers")
-    linear = _copy(model, ReplaceToLinear())
-    maps_tensor = _outer_output(linear, layer)
-    if len(maps_tensor.shape) != 4:
-        raise ValueError(f"Grad-CAM needs a layer with (batch, height, width, channels) output; "
-                         f"{layer!r} gives {tuple(maps_tensor.shape)}")
-    probe = keras.Model(linear.inputs, [maps_tensor, linear.outputs[0]])
-    with tf.GradientTape() as tape:
-        maps, scores = probe(tf.constant(_batch(image)), training=False)
-        score = scores[:, class_index]
-    grads = tape.gradient(score, maps)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(maps * weights, axis=-1))[0]
-    cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
-    return cam / cam.max() if cam.max() > 0 else cam
-
-
-def explain(model, image, class_index, layer=None):
-    """Guided-backprop maps, the gradient, and (when the model has conv maps) Grad-CAM and guided Grad-CAM."""
-    gradient = guided_gradients(model, image, class_index)
-    result = {"gradient": gradient, **gradient_maps(gradient)}
-    try:
-        cam = gradcam(model, image, class_index, layer)
-    except NoConvLayerError:
-        return result
-    result["gradcam"] = cam
-    result["guided_gradcam"] = gradient_maps(gradient * cam[..., None])["colour"]
-    return result
 
 
 # ---------------------------------------------------------------- inputs of the figure commands
@@ -211,6 +227,9 @@ def run_images(run_dir, model, paths, split):
     from kerascnn import rundir
     from kerascnn.predict import decode_for_model
 
+    if model.input_shape[-1] not in (1, 3):
+        raise ValueError(f"{run_dir} takes {tuple(model.input_shape[1:])} inputs, not images "
+                         "(a run trained on precomputed features?); explain an image model instead")
     cfg = rundir.load_config(run_dir)
     if paths:
         from kerascnn.data import dataset_dir, dataset_module
@@ -228,8 +247,6 @@ def run_images(run_dir, model, paths, split):
     from kerascnn.data import load_dataset
 
     part = load_dataset(cfg).split(split)
-    if tuple(part.x.shape[1:]) != tuple(model.input_shape[1:]):
-        raise ValueError(f"the {split} split holds {part.x.shape[1:]} arrays, not the model's input images")
     return part.x[:1], [Path(part.files[0]).stem if part.files else f"{split}0"]
 
 
@@ -281,10 +298,11 @@ def guided_backprop_figure(model, images, stems, class_names, class_spec, out_di
     """One figure (a row per image) plus a PNG per map; returns the paths written."""
     plt = _plt()
     probs = _predict(model, images)
+    explainer = Explainer(model)
     rows, written = [], []
     for image, stem, p in zip(images, stems, probs):
         k = class_index(class_spec, class_names, p.argmax())
-        maps = explain(model, image, k, layer)
+        maps = explainer.explain(image, k, layer)
         rows.append((image, stem, k, p, maps))
         base = f"{_slug(stem)}_{_slug(class_names[k])}"
         for name in MAPS + ("gradcam", "guided_gradcam"):
@@ -294,7 +312,7 @@ def guided_backprop_figure(model, images, stems, class_names, class_spec, out_di
     columns = ["image", "colour", "grey", "positive", "negative"]
     if all("gradcam" in r[4] for r in rows):
         columns += ["Grad-CAM", "guided Grad-CAM"]
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.7 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 3.0 * len(rows)), squeeze=False)
     for row_axes, (image, stem, k, p, maps) in zip(axes, rows):
         panels = [("image", image), ("colour", maps["colour"]), ("grey", maps["grey"]),
                   ("positive", maps["positive"]), ("negative", maps["negative"])]
@@ -326,13 +344,13 @@ def gradcam_figure(model, images, stems, class_names, class_spec, out_dir, layer
     probs = _predict(model, images)
     fig, axes = plt.subplots(len(images), len(layers) + 1, figsize=(2.6 * (len(layers) + 1), 2.8 * len(images)),
                              squeeze=False)
-    written = []
+    explainer, written = Explainer(model), []
     for row_axes, image, stem, p in zip(axes, images, stems, probs):
         k = class_index(class_spec, class_names, p.argmax())
         _show(row_axes[0], image)
         row_axes[0].set_title(f"{stem}\n{class_names[k]} p={p[k]:.2f}", fontsize=7)
         for ax, name in zip(row_axes[1:], layers):
-            cam = gradcam(model, image, k, name)
+            cam = explainer.gradcam(image, k, name)
             _overlay(ax, image, cam)
             ax.set_title(f"Grad-CAM {name}", fontsize=8)
             written.append(_save_single(out_dir / f"{_slug(stem)}_{_slug(class_names[k])}_gradcam_{_slug(name)}.png",

@@ -101,7 +101,7 @@ def plot_dense_weights(model, units, path, *, layer_name=None, class_names=(), t
     votes = unit_votes(model, layer, units, list(class_names))
     cols = min(len(units), 4)
     rows = -(-len(units) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.7 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, unit, template, vote in zip(axes.flat, units, templates, votes):

@@ -1,0 +1,125 @@
+"""The same training code on other input paths, backends and device counts.
+
+TensorFlow-free input (keras PyDataset), the JAX backend, and data-parallel training over two
+logical CPU devices (TensorFlow MirroredStrategy, JAX DataParallel) compared with one device.
+Backends are chosen per process, so those checks run in subprocesses.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_image_folder
+from kerascnn.data.pipeline import ArrayBatches
+
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+TRAIN_SCRIPT = """
+import json, sys
+from kerascnn import rundir
+from kerascnn.tasks import resolve_config
+from kerascnn.train import train
+data, run, *overrides = sys.argv[1:]
+cfg = resolve_config("artists", ["epochs=2", "batch_size=16", "tensorboard=false", *overrides], data_dir=data)
+metrics = train(cfg, run_dir=run, quiet=True)
+print(json.dumps({"losses": [r["loss"] for r in rundir.read_history(run)], "files": sorted(p.name for p in
+      __import__("pathlib").Path(run).iterdir()), "val": metrics["best_val_accuracy"]}))
+"""
+
+
+def run_python(code, *args, env=None):
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def even_data(tmp_path_factory):
+    """60 images: 48 train (three full batches of 16), 12 val, so every batch splits evenly."""
+    return write_image_folder(tmp_path_factory.mktemp("even") / "data", classes=3, per_class=20, size=50)
+
+
+def test_array_batches_shuffle_each_epoch_and_one_hot():
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1).repeat(3, -1)
+    y = np.arange(10) % 3
+    batches = ArrayBatches(x, y, 3, 4, training=True, seed=0)
+    assert len(batches) == 3
+    first = np.concatenate([batches[i][0][:, 0, 0, 0] for i in range(len(batches))])
+    assert sorted(first.tolist()) == list(range(10))
+    images, labels = batches[0]
+    assert images.dtype == np.float32 and labels.shape == (4, 3)
+    assert (labels.argmax(1) == images[:, 0, 0, 0].astype(int) % 3).all()
+    batches.on_epoch_end()
+    second = np.concatenate([batches[i][0][:, 0, 0, 0] for i in range(len(batches))])
+    assert not np.array_equal(first, second)
+    assert len(ArrayBatches(x, y, 3, 4, training=True, drop_remainder=True)) == 2
+
+
+def test_tensorflow_free_input_path_trains(image_folder, tmp_path):
+    from kerascnn.tasks import resolve_config
+    from kerascnn.train import train
+
+    cfg = resolve_config("artists", ["epochs=3", "batch_size=8", "tensorboard=false", "input_pipeline=numpy",
+                                     "augment=[flip,brightness:0.1]", "learning_rate=3e-3"], data_dir=str(image_folder))
+    metrics = train(cfg, run_dir=tmp_path / "run", quiet=True)
+    assert metrics["epochs_run"] == 3 and metrics["final"]["loss"] < 1.1
+
+
+def test_mirrored_strategy_step_equals_single_device_step():
+    code = textwrap.dedent("""
+        import json, numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from kerascnn.models import create_model
+        from kerascnn.tasks import resolve_config
+        from kerascnn.train import compile_model
+        cfg = resolve_config("artists", ["learning_rate=0.01"])
+        x = np.random.default_rng(0).uniform(0, 255, (16, 50, 50, 3)).astype("float32")
+        y = np.eye(11, dtype="float32")[np.arange(16) % 11]
+        def step(scope):
+            keras.utils.set_random_seed(0)
+            with scope:
+                model = create_model("simple_cnn", (50, 50, 3), 11, preprocess="centered")
+                compile_model(model, cfg)
+            ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+            model.fit(ds, epochs=1, verbose=0)
+            return model.get_weights()
+        strategy = tf.distribute.MirroredStrategy()
+        one, two = step(tf.distribute.get_strategy().scope()), step(strategy.scope())
+        print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                          "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(one, two))}))
+    """)
+    out = run_python(code)
+    assert out["replicas"] == 2
+    assert out["max_diff"] < 1e-5
+
+
+def test_distributed_training_on_two_cpu_devices_matches_one(even_data, tmp_path):
+    one = run_python(TRAIN_SCRIPT, even_data, tmp_path / "one")
+    two = run_python(TRAIN_SCRIPT, even_data, tmp_path / "two", "distribute=true", env={"KERASCNN_CPU_DEVICES": "2"})
+    assert {"best.keras", "last.keras", "metrics.json", "history.csv"} <= set(two["files"])
+    assert two["losses"] == pytest.approx(one["losses"], rel=0.1)
+
+
+@needs_jax
+def test_jax_backend_trains_without_tf_data(image_folder, tmp_path):
+    out = run_python(TRAIN_SCRIPT, image_folder, tmp_path / "run", "input_pipeline=numpy",
+                     env={"KERAS_BACKEND": "jax"})
+    assert {"best.keras", "last.keras", "metrics.json", "history.csv", "curves.png"} <= set(out["files"])
+    assert len(out["losses"]) == 2 and out["losses"][1] < out["losses"][0]
+
+
+@needs_jax
+def test_jax_data_parallel_on_two_host_devices_matches_one(even_data, tmp_path):
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    one = run_python(TRAIN_SCRIPT, even_data, tmp_path / "one", "input_pipeline=numpy", env=env)
+    two = run_python(TRAIN_SCRIPT, even_data, tmp_path / "two", "input_pipeline=numpy", "distribute=true", env=env)
+    assert two["losses"] == pytest.approx(one["losses"], rel=1e-4)
