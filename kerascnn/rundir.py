@@ -43,13 +43,20 @@ def load_config(run_dir):
     return Config.from_dict(json.loads(require(run_dir, "config.json").read_text()))
 
 
+def register_custom_layers():
+    """Import every module that defines serialisable layers (augmentation and all model families),
+    so a saved model loads in a fresh process whichever family built it."""
+    import kerascnn.data.augment  # noqa: F401
+    from kerascnn.models import available_models
+
+    available_models()
+
+
 def load_model(run_dir, checkpoint="best"):
     """The model of a run at ``checkpoint`` (best, last or initial)."""
     import keras
 
-    import kerascnn.data.augment  # noqa: F401  (registers custom layers for deserialisation)
-    import kerascnn.models.common  # noqa: F401
-
+    register_custom_layers()
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, not {checkpoint!r}")
     if checkpoint == "initial":

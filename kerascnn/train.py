@@ -312,6 +312,7 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
 
     with scope():
         if state is not None and (run_dir / "last.keras").exists():
+            rundir.register_custom_layers()
             model = keras.models.load_model(run_dir / "last.keras")
             rows = rundir.read_history(run_dir)[: state["epoch"]]
         else:

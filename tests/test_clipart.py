@@ -316,3 +316,16 @@ def test_activation_max_renders_one_picture_per_unit(tiny_run, tmp_path, monkeyp
         assert z["stage2_block1_dwconv__0"].shape == (32, 32, 3)
     with pytest.raises(ValueError, match="out of range"):
         am.activation_max_kind(run, tmp_path, figure_args(layers="stage2_block1_dwconv", units=[999]))
+
+
+def test_a_clipnet_run_loads_in_a_fresh_process(tiny_run):
+    """StochasticDepth lives in the model family's module; loading must not depend on it being imported."""
+    import subprocess
+    import sys
+
+    run, _ = tiny_run
+    code = f"from kerascnn import rundir; print(rundir.load_model({str(run)!r}).name)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "clipnet"

@@ -64,8 +64,9 @@ def _source_model(weights, input_shape):
     if not path.exists():
         raise FileNotFoundError(f"backbone weights {weights!r} not found (a file, a run directory or 'imagenet')")
     if path.suffix == ".keras":
-        import kerascnn.data.augment  # noqa: F401  (custom layers a run's model may hold)
+        from kerascnn.rundir import register_custom_layers
 
+        register_custom_layers()  # whatever family built the saved model
         return keras.models.load_model(path, compile=False)
     if path.name.endswith(".h5"):
         standalone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape)

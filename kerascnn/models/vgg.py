@@ -152,7 +152,9 @@ def vgg_transfer(
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden, start=1):
         x = layers.Dense(units, name=f"fc{i}")(x)
-        x = layers.BatchNormalization(name=f"fc{i}_bn")(x)
+        # PyTorch's BatchNorm1d defaults, as the starter's head: Keras' momentum 0.99 leaves the
+        # moving statistics near their initial 0/1 for the first hundred steps.
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"fc{i}_bn")(x)
         x = layers.Activation("relu", name=f"fc{i}_relu")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
