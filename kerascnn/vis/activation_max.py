@@ -2,10 +2,13 @@
 
 tf-keras-vis' ActivationMaximization starts from random pixels and follows the gradient of one
 filter's mean activation (the layer's output cut out of the model with ExtractIntermediateLayer,
-its activation made linear so a ReLU cannot zero the gradient), with small jitter and rotation each
-step and total-variation and L1 penalties that keep the picture smooth. The model's own
-preprocessing layer is part of the path, so the search works in raw [0, 255] pixels. Default
-layer: the last convolution; default units: filters 0-3.
+its activation made linear so a ReLU cannot zero the gradient), with total-variation and L1
+penalties that keep the picture smooth. The model's own preprocessing layer is part of the path,
+so the search works in raw [0, 255] pixels. tf-keras-vis' defaults are tuned for VGG16 at 224 px;
+here they washed a 32 px ClipNet's pictures out to flat grey (pixel std ~1.5), so the jitter
+scales with the input (4 px at 224, 1 px at 32), rotation is left out and the penalties are
+weaker (pixel std ~9 on the same filters). Pictures are drawn contrast-stretched (1st-99th
+percentile per picture). Default layer: the last convolution; default units: filters 0-3.
 """
 import numpy as np
 
@@ -19,6 +22,8 @@ def maximise_filters(model, layer, units, steps=None, seed=0):
     """One (H, W, 3) float image in [0, 255] per filter index in ``units`` of ``layer`` (``steps`` default STEPS)."""
     import tensorflow as tf
     from tf_keras_vis.activation_maximization import ActivationMaximization
+    from tf_keras_vis.activation_maximization.input_modifiers import Jitter
+    from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
     from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayer, ReplaceToLinear
     from tf_keras_vis.utils.scores import CategoricalScore
 
@@ -34,8 +39,19 @@ def maximise_filters(model, layer, units, steps=None, seed=0):
                                         clone=True)
     tf.random.set_seed(seed)
     seed_input = tf.random.uniform((len(units), *model.input_shape[1:]), 96.0, 160.0, seed=seed)
-    images = visualizer(CategoricalScore(list(units)), seed_input=seed_input, steps=steps or STEPS)
+    jitter = max(1, round(model.input_shape[1] / 56))
+    images = visualizer(CategoricalScore(list(units)), seed_input=seed_input, steps=steps or STEPS,
+                        input_modifiers=[Jitter(jitter=jitter)],
+                        regularizers=[TotalVariation2D(weight=0.05), Norm(weight=0.01, p=1)])
     return np.asarray(images, dtype=np.float32)
+
+
+def contrast_stretch(image):
+    """Map the 1st-99th percentile of a picture to [0, 1]; a flat picture stays mid-grey."""
+    low, high = np.percentile(image, (1, 99))
+    if high <= low:
+        return np.full(image.shape, 0.5)
+    return np.clip((image - low) / (high - low), 0, 1)
 
 
 def plot_filter_images(rows, path, title=""):
@@ -51,7 +67,7 @@ def plot_filter_images(rows, path, title=""):
         for ax in row_axes:
             ax.axis("off")
         for ax, unit, image in zip(row_axes, units, images):
-            ax.imshow(np.clip(image, 0, 255).astype(np.uint8))
+            ax.imshow(contrast_stretch(image))
             ax.set_title(f"{layer}\nfilter {unit}", fontsize=7)
     fig.suptitle(title or "activation maximisation", fontsize=9)
     fig.tight_layout()
