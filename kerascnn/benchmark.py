@@ -63,9 +63,9 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     import keras
 
     from kerascnn.data.pipeline import make_dataset
-    from kerascnn.train import build_model, compile_model, configure_precision
+    from kerascnn.train import build_model, compile_model, configure_runtime
 
-    configure_precision(cfg)
+    configure_runtime(cfg)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (images, *input_shape), dtype=np.uint8)

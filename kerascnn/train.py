@@ -22,9 +22,14 @@ from kerascnn.config import Config
 from kerascnn.io import atomic_path, write_json
 
 
-def configure_precision(cfg):
+def configure_runtime(cfg):
+    """Process-wide settings a run depends on: the dtype policy and, on TensorFlow, the conv gradient."""
     import keras
 
+    if keras.backend.backend() == "tensorflow":
+        from kerascnn import fast_conv_grad
+
+        fast_conv_grad.install(cfg.fast_conv_grad)
     policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[cfg.mixed_precision]
     keras.config.set_dtype_policy(policy)
 
@@ -294,7 +299,7 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
 
-    configure_precision(cfg)
+    configure_runtime(cfg)
     scope = distribution_scope(cfg)
     keras.utils.set_random_seed(cfg.seed)
     t_data = time.perf_counter()

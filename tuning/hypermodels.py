@@ -177,9 +177,10 @@ class SimpleCNNHyperModel(keras_tuner.HyperModel):
         return apply_overrides(self.base_cfg, overrides, model_arguments("simple_cnn"))
 
     def build(self, hp):
-        from kerascnn.train import build_model, compile_model
+        from kerascnn.train import build_model, compile_model, configure_runtime
 
         cfg = self.config_for(hp)
+        configure_runtime(cfg)
         model = build_model(cfg, self.input_shape, self.num_classes)
         compile_model(model, cfg)
         return model
