@@ -187,7 +187,7 @@ def cmd_experiment(args):
                 for s in STUDIES.values()]
         return emit(args, format_table(rows), rows)
     result = run_study(args.name, epochs=args.epochs, overrides=args.set or [], repeats=args.repeats,
-                       data_dir=args.data_dir, out_root=args.out, quiet=args.quiet)
+                       data_dir=args.data_dir, out_root=args.out, quiet=args.quiet, only=args.only)
     emit(args, result["markdown"] + f"\nstudy directory: {result['study_dir']}", result)
 
 
@@ -328,6 +328,7 @@ def build_parser():
     p.add_argument("--list", action="store_true")
     p.add_argument("--epochs", type=int)
     p.add_argument("--repeats", type=int, default=1, help="seeds per variant; tables report mean and std")
+    p.add_argument("--only", nargs="+", default=[], metavar="VARIANT", help="run only these variants")
     p.add_argument("--out", default="studies", help="root of study directories")
     p.add_argument("--quiet", action="store_true")
     _common(p)

@@ -117,3 +117,12 @@ def test_a_study_runs_on_the_real_artists(tmp_path, register):
     assert result["rows"][0]["epochs_run"] == 1 and 0.0 <= result["rows"][0]["val_accuracy"] <= 1.0
     assert json.loads((tmp_path / "t.real" / "runs" / "max_pooling" / "seed0" / "metrics.json").read_text()
                       )["val_images"] == 91
+
+
+def test_only_runs_the_named_variants_and_rejects_unknown_ones(tiny_data, tmp_path, register):
+    register("t.only", [("a", []), ("b", ["model.dropout=0.5"]), ("c", ["model.dropout=0.2"])])
+    result = run_study("t.only", data_dir=str(tiny_data), out_root=tmp_path, quiet=True, only=["c", "a"])
+    assert [r["variant"] for r in result["rows"]] == ["a", "c"]
+    assert sorted(p.name for p in (tmp_path / "t.only" / "runs").iterdir()) == ["a", "c"]
+    with pytest.raises(ValueError, match="no variant zz; its variants: a, b, c"):
+        run_study("t.only", data_dir=str(tiny_data), out_root=tmp_path, quiet=True, only=["zz"])

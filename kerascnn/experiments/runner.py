@@ -6,6 +6,7 @@ present) is skipped on a re-run, an interrupted one resumes; a run finished unde
 configuration is an error rather than silently mixed into the table.
 """
 import csv
+import dataclasses
 import importlib
 import io
 from pathlib import Path
@@ -42,10 +43,22 @@ def train_variant(cfg, run_dir, quiet):
     return train(cfg, run_dir=run_dir, quiet=quiet)
 
 
-def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_root="studies", quiet=False):
+def select_variants(study, only):
+    """The study restricted to the variants named in ``only`` (all when empty), in the study's order."""
+    if not only:
+        return study
+    names = [v for v, _ in study.variants]
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise ValueError(f"study {study.name} has no variant {', '.join(unknown)}; its variants: {', '.join(names)}")
+    return dataclasses.replace(study, variants=[(v, o) for v, o in study.variants if v in only])
+
+
+def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_root="studies", quiet=False,
+              only=()):
     from kerascnn.tasks import resolve_config
 
-    study = get_study(name)
+    study = select_variants(get_study(name), only)
     study_dir = Path(out_root) / name
     results = []
     for variant, variant_overrides in study.variants:
@@ -70,6 +83,7 @@ def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_
         plot_sweep(study_dir / "sweep.png", rows, study)
     write_json(study_dir / "study.json", {"study": name, "task": study.task, "description": study.description,
                                           "repeats": repeats, "epochs": epochs, "overrides": list(overrides),
+                                          "variants": [v for v, _ in study.variants],
                                           "rows": rows})
     return {"study": name, "study_dir": str(study_dir), "rows": rows, "markdown": markdown}
 
