@@ -23,6 +23,9 @@ _ORIGINAL = nn_grad._Conv2DGrad
 # Below this many output pixels per map, the filter gradient is faster as a forward convolution too
 # (on the ConvNet's 4x4 and 2x2 maps 3-4x; at 16x16 TensorFlow's own kernel is as fast).
 SMALL_MAP_PIXELS = 100
+# With fewer input channels than this, the flipped convolution (this many output channels) is slower
+# than TensorFlow's own input gradient (3 channels: 80 ms against 28 ms, scripts/bench_conv_grad.py).
+MIN_INPUT_CHANNELS = 8
 
 
 def _forward_padding(op, kernel_h, kernel_w):
@@ -63,8 +66,13 @@ def _conv2d_grad(op, grad):
     flipped_pads = [(k - 1 - before, k - 1 - after) for (before, after), k in zip(forward, (kernel_h, kernel_w))]
     if any(p < 0 for pair in flipped_pads for p in pair):
         return _ORIGINAL(op, grad)
-    flipped = array_ops.transpose(array_ops.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-    input_grad = _conv(grad, flipped, flipped_pads)
+    if kernel.shape[2] is not None and kernel.shape[2] >= MIN_INPUT_CHANNELS:
+        flipped = array_ops.transpose(array_ops.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+        input_grad = _conv(grad, flipped, flipped_pads)
+    else:
+        input_grad = gen_nn_ops.conv2d_backprop_input(
+            array_ops.shape(op.inputs[0]), kernel, grad, strides=[1, 1, 1, 1], padding=op.get_attr("padding"),
+            explicit_paddings=op.get_attr("explicit_paddings"), data_format=data_format)
     out_h, out_w = grad.shape[1], grad.shape[2]
     if out_h is not None and out_w is not None and out_h * out_w <= SMALL_MAP_PIXELS:
         filter_grad = _filter_grad_as_conv(op.inputs[0], grad, forward)

@@ -21,16 +21,17 @@ def gradients(enabled, x, k, **conv):
         fast_conv_grad.install(True)
 
 
+@pytest.mark.parametrize("channels", [3, 8])  # input gradient as a convolution from 8 input channels
 @pytest.mark.parametrize("size", [(9, 7), (12, 11)])  # filter gradient as a convolution below 100 pixels
 @pytest.mark.parametrize("kernel,padding,strides,dilations", [
     (3, "SAME", 1, 1), (5, "SAME", 1, 1), (4, "SAME", 1, 1), (3, "VALID", 1, 1), (2, "VALID", 1, 1),
     (3, [[0, 0], [2, 0], [1, 1], [0, 0]], 1, 1),
     (3, "SAME", 2, 1), (5, "VALID", 2, 1),
 ])
-def test_matches_tensorflow_gradient(kernel, padding, strides, dilations, size):
+def test_matches_tensorflow_gradient(kernel, padding, strides, dilations, size, channels):
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((2, *size, 5)), tf.float32)
-    k = tf.constant(rng.standard_normal((kernel, kernel, 5, 6)), tf.float32)
+    x = tf.constant(rng.standard_normal((2, *size, channels)), tf.float32)
+    k = tf.constant(rng.standard_normal((kernel, kernel, channels, 6)), tf.float32)
     conv = dict(strides=strides, padding=padding, dilations=dilations)
     for ours, theirs in zip(gradients(True, x, k, **conv), gradients(False, x, k, **conv)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
@@ -40,7 +41,7 @@ def test_keras_model_gradients_match():
     import keras
 
     inputs = keras.Input((8, 8, 3))
-    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
     h = keras.layers.Conv2D(4, 3, padding="valid", activation="relu")(h)
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(h)))
     x = tf.constant(np.random.default_rng(1).standard_normal((3, 8, 8, 3)), tf.float32)

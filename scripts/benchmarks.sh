@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every figure of BENCHMARKS.md, in the order it lists them. Run on a quiet machine from the repo root,
+# with ../shared beside it and PyTorch in $HOME/torchref (see ../shared/bench/README.md):
+#   bash scripts/benchmarks.sh 2>/dev/null | tee benchmarks.log
+set -euo pipefail
+D=../shared/data
+python scripts/compare_torch.py --workload cifar-convnet --rounds 3
+python scripts/compare_torch.py --workload cifar-convnet --rounds 1 --set fast_conv_grad=false
+python scripts/compare_torch.py --workload cifar-convnet-bn --rounds 1
+python scripts/compare_torch.py --workload artists --rounds 3
+python scripts/bench_conv_grad.py
+python -m kerascnn benchmark --task artists --parts step run --data-dir $D/artists
+python -m kerascnn benchmark --task caltech101_improved --parts decode pipeline step --data-dir $D/caltech101
+python -m kerascnn benchmark --task clipart_own --parts decode pipeline --data-dir $D/clipart
+python -m kerascnn benchmark --task faces_mlp --parts decode pipeline step --data-dir $D/faces/crops
