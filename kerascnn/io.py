@@ -6,6 +6,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _file_mode():
+    """The mode a plain ``open()`` would give a new file (mkstemp's own is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
@@ -15,6 +25,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -252,3 +252,14 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(target, "not bytes")
     assert target.read_bytes() == b"second" and leftovers(target.parent) == ["f.txt"]
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    import os
+
+    from kerascnn.io import atomic_write
+
+    atomic_write(tmp_path / "a.json", "{}")
+    with open(tmp_path / "b.json", "w") as f:
+        f.write("{}")
+    assert os.stat(tmp_path / "a.json").st_mode == os.stat(tmp_path / "b.json").st_mode
