@@ -10,6 +10,7 @@ python scripts/compare_torch.py --workload cifar-convnet-bn --rounds 1
 python scripts/compare_torch.py --workload artists --rounds 3
 python scripts/bench_conv_grad.py
 python -m kerascnn benchmark --task artists --parts step run --data-dir $D/artists
+python -m kerascnn benchmark --task artists --parts step --set model.pooling=true model.pool_size=2 model.pool_strides=2
 python -m kerascnn benchmark --task caltech101_improved --parts decode pipeline step --data-dir $D/caltech101
 python -m kerascnn benchmark --task clipart_own --parts decode pipeline --data-dir $D/clipart
 python -m kerascnn benchmark --task faces_mlp --parts decode pipeline step --data-dir $D/faces/crops
