@@ -54,6 +54,7 @@ class Config:
     early_stopping: int = 0
     augment: list = field(default_factory=list)
     label_smoothing: float = 0.0
+    ema: float = 0.0
     mixed_precision: str = "off"
     jit_compile: bool = False
     fast_conv_grad: bool = True
@@ -80,7 +81,7 @@ class Config:
 
 FIELD_HELP = {
     "model_args": "set as model.KEY=VALUE",
-    "preprocess": "unit | centered | imagenet | caffe | none",
+    "preprocess": "unit | centered | imagenet | caffe | pixelwise (training-set mean and variance per pixel) | none",
     "grayscale": "decode images as one grey channel (faces datasets)",
     "feature_layer": "AlexNet layer whose activations are the features (faces_alexnet dataset)",
     "feature_weights": "torchvision AlexNet .npz for the feature extractor; None = random (seeded) weights",
@@ -96,6 +97,8 @@ FIELD_HELP = {
     "lr_restart_period": "epochs per cosine warm restart cycle",
     "early_stopping": "patience in epochs on val accuracy; 0 = off",
     "augment": "list of augmentations, e.g. [flip,rotate:15]; see `kerascnn data augmentations`",
+    "ema": "momentum of an exponential moving average of the weights (e.g. 0.99); validation, test tracking, "
+           "checkpoints and evaluation use the averaged weights; 0 = off",
     "mixed_precision": "off | float16 (GPU) | bfloat16 (slow on CPUs without bf16 units)",
     "fast_conv_grad": "TensorFlow: compute stride-1 Conv2D input gradients as forward convolutions "
                       "(same result, 2-50x faster on CPU; see kerascnn/fast_conv_grad.py)",
@@ -198,6 +201,8 @@ def _check_field(key, value, hint):
     value = _check_like(key, value, example) if base is not dict else value
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key}={value!r}: choose one of {', '.join(CHOICES[key])}")
+    if key == "ema" and not 0.0 <= value < 1.0:
+        raise ConfigError(f"ema={value!r}: a momentum in [0, 1), e.g. 0.99 (0 = off)")
     if key == "augment":
         from kerascnn.data.augment import parse_entry
 

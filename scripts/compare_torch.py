@@ -49,7 +49,8 @@ def keras_side(args):
     if args.workload == "artists":
         out = last_json(cmd + ["--task", "artists", "--parts", "run", "--data-dir", args.data_dir])["results"][0]
         return {"seconds": out["train_s"], "images_per_s": out["train_images_per_s"],
-                "val_acc": out["best_val_accuracy"], "run_wall_s": out["run_wall_s"]}
+                "val_acc": out["best_val_accuracy"], "run_wall_s": out["run_wall_s"],
+                "first_epoch_s": out["first_epoch_s"], "later_epoch_ms": out["later_epoch_ms"]}
     task = "cifar10_bn" if args.workload == "cifar-convnet-bn" else "cifar10"
     out = last_json(cmd + ["--task", task, "--parts", "step", "--synthetic-images", str(args.images)])["results"][0]
     return {"seconds": out["step_seconds"], "images_per_s": out["step_images_per_s"]}

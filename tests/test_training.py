@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, write_image_folder
@@ -107,3 +108,34 @@ def test_plateau_schedule_and_fine_tuning_phase(image_folder, tmp_path):
     assert history[2]["lr"] == pytest.approx(1e-4, rel=1e-3) and history[3]["lr"] <= 1e-4 * 1.001
     last = rundir.load_model(tmp_path / "run", "last")
     assert not last.get_layer("bn1").trainable and last.get_layer("conv1").trainable
+
+
+def test_pixelwise_preprocessing_is_fitted_to_the_training_images_and_saved(image_folder, tmp_path):
+    from kerascnn.data import load_dataset
+
+    cfg = tiny_config(image_folder, "epochs=1", "preprocess=pixelwise")
+    train(cfg, run_dir=tmp_path / "run", quiet=True)
+    train_images = load_dataset(cfg).train.x.astype("float64")
+    layer = rundir.load_model(tmp_path / "run", "best").get_layer("preprocess")
+    mean, variance = (np.asarray(v).reshape(train_images.shape[1:]) for v in (layer.mean, layer.variance))
+    assert mean == pytest.approx(train_images.mean(axis=0), abs=1e-2)
+    assert variance == pytest.approx(train_images.var(axis=0), rel=1e-3, abs=1e-2)
+
+
+def test_weight_averaging_validates_and_saves_the_averaged_weights(image_folder, tmp_path):
+    plain = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "plain", quiet=True)
+    averaged = train(tiny_config(image_folder, "epochs=3", "ema=0.9"), run_dir=tmp_path / "ema", quiet=True)
+    history = rundir.read_history(tmp_path / "ema")
+    # The saved best checkpoint is exactly what was validated at its epoch: the averaged weights.
+    assert averaged["best"]["val_accuracy"] == pytest.approx(max(r["val_accuracy"] for r in history), abs=1e-6)
+    last_plain = rundir.load_model(tmp_path / "plain", "last").get_layer("conv1").get_weights()[0]
+    last_ema = rundir.load_model(tmp_path / "ema", "last").get_layer("conv1").get_weights()[0]
+    assert not np.allclose(last_plain, last_ema)
+    assert plain["epochs_run"] == averaged["epochs_run"] == 3
+
+
+def test_ema_momentum_outside_unit_interval_is_a_config_error(image_folder):
+    from kerascnn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="ema"):
+        tiny_config(image_folder, "ema=1.5")

@@ -180,6 +180,9 @@ class SimpleCNNHyperModel(keras_tuner.HyperModel):
         from kerascnn.train import build_model, compile_model, configure_runtime
 
         cfg = self.config_for(hp)
+        if cfg.preprocess == "pixelwise":
+            raise ValueError("preprocess=pixelwise is adapted to the training images by `kerascnn train`; "
+                             "tuning searches cannot use it: choose unit or centered")
         configure_runtime(cfg)
         model = build_model(cfg, self.input_shape, self.num_classes)
         compile_model(model, cfg)

@@ -10,7 +10,7 @@ from keras import layers
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-PREPROCESSING = ("unit", "centered", "imagenet", "caffe", "none")
+PREPROCESSING = ("unit", "centered", "imagenet", "caffe", "pixelwise", "none")
 
 
 def preprocessing_layer(kind, name="preprocess"):
@@ -18,7 +18,9 @@ def preprocessing_layer(kind, name="preprocess"):
 
     unit: [0, 1]; centered: [-0.5, 0.5] (the artists assignment); imagenet: torchvision's
     per-channel mean/std; caffe: BGR minus the ImageNet means (keras.applications VGG/ResNet50
-    weights); none: pass through.
+    weights); pixelwise: each pixel and channel standardised with the training images' own mean and
+    variance (a ``Normalization`` layer that ``kerascnn train`` adapts before the first epoch and that
+    is saved with the model); none: pass through.
     """
     if kind == "unit":
         return layers.Rescaling(1.0 / 255, name=name)
@@ -30,6 +32,8 @@ def preprocessing_layer(kind, name="preprocess"):
         return layers.Normalization(mean=mean, variance=var, name=name)
     if kind == "caffe":
         return CaffePreprocess(name=name)
+    if kind == "pixelwise":
+        return layers.Normalization(axis=(1, 2, 3), name=name)
     if kind == "none":
         return layers.Identity(name=name)
     raise ValueError(f"unknown preprocess {kind!r}; choose one of {', '.join(PREPROCESSING)}")
