@@ -58,6 +58,7 @@ class Config:
     mixed_precision: str = "off"
     jit_compile: bool = False
     fast_conv_grad: bool = True
+    fused_adam: bool = True
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 1e-5
     fine_tune_from: str = ""
@@ -102,6 +103,8 @@ FIELD_HELP = {
     "mixed_precision": "off | float16 (GPU) | bfloat16 (slow on CPUs without bf16 units)",
     "fast_conv_grad": "TensorFlow: compute stride-1 Conv2D input gradients as forward convolutions "
                       "(same result, 2-50x faster on CPU; see kerascnn/fast_conv_grad.py)",
+    "fused_adam": "TensorFlow: Adam/AdamW update as one ResourceApplyAdam kernel per variable "
+                  "(same result, less tracing; see kerascnn/fused_adam.py)",
     "fine_tune_epochs": "second phase: unfreeze the backbone and train this many more epochs",
     "fine_tune_learning_rate": "learning rate of the fine-tuning phase",
     "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen",

@@ -1,0 +1,46 @@
+"""Adam's TensorFlow update as one fused kernel per variable.
+
+Keras's Adam (and AdamW) writes its update as some twenty small ``keras.ops`` calls per variable. On
+TensorFlow each call is a graph op that the first training step traces and optimises and every later step
+launches. On a small model that tracing is a large share of the run's fixed cost. On a model with many
+variables it grows with them: ResNet-50 has 161 trainable variables. TensorFlow has the same update as one kernel,
+``ResourceApplyAdam``, and it computes the same formula:
+``m += (g - m)(1 - b1)``, ``v += (g^2 - v)(1 - b2)``, ``w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)``.
+
+``fuse(optimizer)`` swaps the update of that one optimizer instance for the fused kernel. It does not
+subclass, so saved models still name Keras's own ``Adam`` and load anywhere. It leaves everything else to
+Keras: other backends, AMSGrad, sparse gradients, and distribution strategies, where variables are
+mirrored. Weight decay, gradient clipping and EMA are applied outside ``update_step`` and are unaffected.
+``tests/test_fused_adam.py`` checks that the fused update gives the same weights as Keras's.
+"""
+import types
+
+import keras
+
+
+def fuse(optimizer):
+    """Make ``optimizer`` (a Keras Adam or AdamW) update through ``ResourceApplyAdam`` on TensorFlow;
+    returns it. Anything else is returned unchanged."""
+    if keras.backend.backend() == "tensorflow" and isinstance(optimizer, keras.optimizers.Adam) \
+            and not optimizer.amsgrad:
+        optimizer.update_step = types.MethodType(_fused_update_step, optimizer)
+    return optimizer
+
+
+def is_fused(optimizer):
+    return getattr(optimizer.update_step, "__func__", None) is _fused_update_step
+
+
+def _fused_update_step(self, gradient, variable, learning_rate):
+    import tensorflow as tf
+
+    if isinstance(gradient, tf.IndexedSlices) or tf.distribute.has_strategy():
+        return keras.optimizers.Adam.update_step(self, gradient, variable, learning_rate)
+    dtype = variable.dtype
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+    index = self._get_variable_index(variable)
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+        beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
+        beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
