@@ -5,7 +5,8 @@ Four figures, each measured separately so a slow part is visible:
 - pipeline: images/s the input pipeline delivers with no model attached, first and later epochs,
   augmentation off and on;
 - step: steady-state training images/s and ms per step of the compiled train step, on synthetic
-  data of the task's shape (what ``../shared/bench/torch_ref.py`` times), after two warm-up steps;
+  data of the task's shape (what ``../shared/bench/torch_ref.py`` times), after two warm-up steps
+  (``warmup_s``: those two steps, with the tracing and graph optimisation of the first);
 - run: a complete ``kerascnn train`` run (history, checkpoints, metrics) on the real data, whose
   wall time includes every fixed cost a user pays.
 Peak resident memory of the process is reported with each row.
@@ -75,13 +76,15 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     ds = make_dataset(x, y, num_classes, cfg.batch_size, training=True, pipeline=cfg.input_pipeline)
     warm = make_dataset(x[: 2 * cfg.batch_size], y[: 2 * cfg.batch_size], num_classes, cfg.batch_size,
                         pipeline=cfg.input_pipeline)
+    t = time.perf_counter()
     model.fit(warm, epochs=1, verbose=0)
+    warmup = time.perf_counter() - t
     t = time.perf_counter()
     model.fit(ds, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - t
     steps = math.ceil(images / cfg.batch_size) * epochs
     return {"step_images_per_s": round(images * epochs / seconds, 1), "ms_per_step": round(1000 * seconds / steps, 1),
-            "step_seconds": round(seconds, 2), "parameters": model.count_params()}
+            "step_seconds": round(seconds, 2), "warmup_s": round(warmup, 2), "parameters": model.count_params()}
 
 
 def full_run(cfg):
