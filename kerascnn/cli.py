@@ -111,8 +111,9 @@ def cmd_tasks(args):
 def cmd_evaluate(args):
     from kerascnn.evaluate import evaluate_run
 
-    m = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint)
-    text = (f"{m['split']} ({m['checkpoint']}): accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} "
+    m = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, tta=args.tta)
+    tta = "" if m["tta"] == "none" else f", test-time {m['tta']} averaging"
+    text = (f"{m['split']} ({m['checkpoint']}{tta}): accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} "
             f"on {m['images']} images\nconfusion matrix: {m['confusion_png']}, {m['confusion_csv']}")
     emit(args, text, m)
 
@@ -277,6 +278,8 @@ def build_parser():
     p.add_argument("run")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--checkpoint", default="best", choices=["best", "last", "initial"])
+    p.add_argument("--tta", default="none", choices=["none", "flip"],
+                   help="flip: average the predictions of each image and its mirror")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_evaluate)
 

@@ -44,6 +44,27 @@ def test_evaluate_writes_metrics_and_confusion_matrix(trained_run):
     assert rows[0] == ["true\\pred", "class_0", "class_1", "class_2"]
     assert sum(int(v) for row in rows[1:] for v in row[1:]) == 6
     assert (run / "eval" / "confusion_val_best.png").stat().st_size > 1000
+    flipped = last_json(kerascnn("evaluate", run, "--tta", "flip", "--json"))
+    assert flipped["tta"] == "flip" and flipped["confusion_csv"].endswith("confusion_val_best_tta-flip.csv")
+
+
+def test_flip_averaging_makes_predictions_mirror_invariant():
+    import keras
+    import numpy as np
+
+    from kerascnn.evaluate import predict_arrays, predict_with_tta
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(4, activation="softmax")])
+    x = np.random.default_rng(0).integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    mirror = x[:, :, ::-1]
+    assert not np.allclose(predict_arrays(model, x), predict_arrays(model, mirror))
+    averaged = predict_with_tta(model, x, "flip")
+    np.testing.assert_allclose(averaged, predict_with_tta(model, mirror, "flip"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(averaged, (predict_arrays(model, x) + predict_arrays(model, mirror)) / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="tta"):
+        predict_with_tta(model, x, "rotate")
 
 
 def test_predict_writes_id_label_rows(trained_run, tmp_path):
