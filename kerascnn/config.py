@@ -32,6 +32,7 @@ class Config:
     cache_dir: typing.Optional[str] = None
     image_size: int = 50
     preprocess: str = "unit"
+    zca_epsilon: float = 1.0
     grayscale: bool = False
     feature_layer: str = "conv4"
     feature_weights: typing.Optional[str] = None
@@ -82,7 +83,10 @@ class Config:
 
 FIELD_HELP = {
     "model_args": "set as model.KEY=VALUE",
-    "preprocess": "unit | centered | imagenet | caffe | pixelwise (training-set mean and variance per pixel) | none",
+    "preprocess": "unit | centered | imagenet | caffe | pixelwise (training-set mean and variance per pixel) | "
+                  "zca (ZCA whitening fitted to the training images) | none",
+    "zca_epsilon": "preprocess=zca regulariser, a multiple of the mean eigenvalue: small = full whitening, "
+                   "large = mean subtraction only",
     "grayscale": "decode images as one grey channel (faces datasets)",
     "feature_layer": "AlexNet layer whose activations are the features (faces_alexnet dataset)",
     "feature_weights": "torchvision AlexNet .npz for the feature extractor; None = random (seeded) weights",
@@ -206,6 +210,8 @@ def _check_field(key, value, hint):
         raise ConfigError(f"{key}={value!r}: choose one of {', '.join(CHOICES[key])}")
     if key == "ema" and not 0.0 <= value < 1.0:
         raise ConfigError(f"ema={value!r}: a momentum in [0, 1), e.g. 0.99 (0 = off)")
+    if key == "zca_epsilon" and not value > 0:
+        raise ConfigError(f"zca_epsilon={value!r}: must be > 0, e.g. 1.0")
     if key == "augment":
         from kerascnn.data.augment import parse_entry
 

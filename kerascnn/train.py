@@ -94,10 +94,12 @@ def build_model(cfg, input_shape, num_classes):
 
 
 def adapt_preprocessing(model, cfg, images):
-    """``preprocess=pixelwise``: set the input layer's per-pixel mean and variance from the training
-    images (before any augmentation), so they are part of the model and its checkpoints."""
+    """``preprocess=pixelwise|zca``: fit the input layer to the training images (before any
+    augmentation), so the statistics are part of the model and its checkpoints."""
     if cfg.preprocess == "pixelwise":
         model.get_layer("preprocess").adapt(np.asarray(images, dtype=np.float32))
+    elif cfg.preprocess == "zca":
+        model.get_layer("preprocess").adapt(images, epsilon=cfg.zca_epsilon)
 
 
 def maybe_fuse(cfg, optimizer):

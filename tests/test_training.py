@@ -139,3 +139,21 @@ def test_ema_momentum_outside_unit_interval_is_a_config_error(image_folder):
 
     with pytest.raises(ConfigError, match="ema"):
         tiny_config(image_folder, "ema=1.5")
+
+
+def test_zca_whitening_is_fitted_to_the_training_images_saved_and_drawn_on_raw_pixels(image_folder, tmp_path):
+    from kerascnn.data import load_dataset
+    from kerascnn.vis.weights import pixel_dense_layer, unit_templates
+
+    cfg = tiny_config(image_folder, "epochs=1", "model=mlp", "image_size=12", "preprocess=zca", "zca_epsilon=0.5")
+    train(cfg, run_dir=tmp_path / "run", quiet=True)
+    train_images = load_dataset(cfg).train.x.reshape(-1, 12 * 12 * 3) / 255.0
+    model = rundir.load_model(tmp_path / "run", "best")
+    layer = model.get_layer("preprocess")
+    assert layer.epsilon == 0.5
+    assert np.asarray(layer.mean) == pytest.approx(train_images.mean(axis=0), abs=1e-5)
+    matrix = np.asarray(layer.matrix)
+    assert matrix == pytest.approx(matrix.T, abs=1e-5) and not np.allclose(matrix, np.eye(len(matrix)), atol=1e-3)
+    dense = pixel_dense_layer(model)
+    expected = (matrix @ dense.get_weights()[0])[:, [0, 3]].T.reshape(2, 12, 12, 3)
+    assert unit_templates(model, dense, [0, 3]) == pytest.approx(expected, abs=1e-5)

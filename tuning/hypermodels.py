@@ -177,11 +177,12 @@ class SimpleCNNHyperModel(keras_tuner.HyperModel):
         return apply_overrides(self.base_cfg, overrides, model_arguments("simple_cnn"))
 
     def build(self, hp):
+        from kerascnn.models.common import ADAPTED
         from kerascnn.train import build_model, compile_model, configure_runtime
 
         cfg = self.config_for(hp)
-        if cfg.preprocess == "pixelwise":
-            raise ValueError("preprocess=pixelwise is adapted to the training images by `kerascnn train`; "
+        if cfg.preprocess in ADAPTED:
+            raise ValueError(f"preprocess={cfg.preprocess} is adapted to the training images by `kerascnn train`; "
                              "tuning searches cannot use it: choose unit or centered")
         configure_runtime(cfg)
         model = build_model(cfg, self.input_shape, self.num_classes)

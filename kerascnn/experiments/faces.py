@@ -1,4 +1,4 @@
-"""Faces studies (seed 000, part 2.3): what the MLP's hidden units learn, at two widths."""
+"""Faces studies (seed 000, part 2): the MLP's input preprocessing, and what its hidden units learn."""
 from kerascnn.experiments import study
 
 WEIGHT_UNITS = 6  # units drawn per variant: the ones the output layer weighs most
@@ -8,27 +8,55 @@ study(
     "faces_mlp",
     "300 vs 800 hidden units on grey 28x28 faces with L2, and pictures of their hidden units' weights",
     variants=[("hidden300", ["model.hidden=[300]"]), ("hidden800", ["model.hidden=[800]"])],
-    base=["grayscale=true", "model.l2=0.001"],
+    # [0, 1] pixels, not the recipe's ZCA whitening: whitened inputs make high-frequency weight pictures.
+    base=["grayscale=true", "model.l2=0.001", "preprocess=unit"],
     post="kerascnn.experiments.faces:draw_weights",
 )
 
+study(
+    "faces_preprocessing",
+    "faces_mlp",
+    "the MLP's input: [0, 1] pixels, per-pixel standardisation, and ZCA whitening at four strengths "
+    "(test accuracy of each best-validation checkpoint added to the table)",
+    variants=[("unit", ["preprocess=unit"]), ("pixelwise", ["preprocess=pixelwise"]),
+              ("zca_0.3", ["preprocess=zca", "zca_epsilon=0.3"]), ("zca_1", ["preprocess=zca", "zca_epsilon=1.0"]),
+              ("zca_3", ["preprocess=zca", "zca_epsilon=3.0"]), ("zca_10", ["preprocess=zca", "zca_epsilon=10.0"])],
+    post="kerascnn.experiments.faces:add_test_accuracy",
+)
 
-def draw_weights(study, study_dir, results, quiet=False):
-    """Weight pictures of each variant's strongest units, and test accuracy added to the table."""
+
+def with_test_accuracy(rows, results):
+    """Each row gets the mean (and spread) test accuracy of its runs' best-validation checkpoints."""
     import numpy as np
 
-    from kerascnn import rundir
     from kerascnn.evaluate import evaluate_run
-    from kerascnn.experiments.runner import COLUMNS, summarise
-    from kerascnn.vis.weights import plot_dense_weights, strongest_units
 
-    rows = summarise(results, study)
     for row in rows:
         runs = [r for r in results if r["variant"] == row["variant"]]
         accuracies = [evaluate_run(r["run_dir"], split="test")["accuracy"] for r in runs]
         row["test_accuracy"] = float(np.mean(accuracies))
+        row["test_accuracies"] = " ".join(f"{a:.4f}" for a in accuracies)
         if len(accuracies) > 1:
             row["test_accuracy_std"] = float(np.std(accuracies, ddof=1))
+    return rows
+
+
+def add_test_accuracy(study, study_dir, results, quiet=False):
+    from kerascnn.experiments.runner import COLUMNS, summarise
+
+    rows = with_test_accuracy(summarise(results, study), results)
+    return {"rows": rows, "columns": COLUMNS[:3] + ["test_accuracy", "test_accuracies"] + COLUMNS[3:]}
+
+
+def draw_weights(study, study_dir, results, quiet=False):
+    """Weight pictures of each variant's strongest units, and test accuracy added to the table."""
+    from kerascnn import rundir
+    from kerascnn.experiments.runner import COLUMNS, summarise
+    from kerascnn.vis.weights import plot_dense_weights, strongest_units
+
+    rows = with_test_accuracy(summarise(results, study), results)
+    for row in rows:
+        runs = [r for r in results if r["variant"] == row["variant"]]
         first = runs[0]["run_dir"]
         model = rundir.load_model(first, "best")
         layer = model.get_layer("dense1")

@@ -36,8 +36,15 @@ def pixel_dense_layer(model, name=None):
 
 
 def unit_templates(model, layer, units):
-    """Incoming weights of ``units`` reshaped to the input image: (len(units), H, W, C)."""
+    """Incoming weights of ``units`` reshaped to the input image: (len(units), H, W, C).
+
+    Behind ZCA whitening (``preprocess=zca``) they are mapped back to weights on the raw pixels,
+    so the picture shows what the unit responds to in the image, not in the whitened space.
+    """
     kernel = layer.get_weights()[0]
+    whitening = next((lay for lay in model.layers if hasattr(lay, "pixel_weights")), None)
+    if whitening is not None:
+        kernel = whitening.pixel_weights(kernel)
     bad = [u for u in units if not 0 <= u < kernel.shape[1]]
     if bad:
         raise ValueError(f"units {bad} out of range: {layer.name} has {kernel.shape[1]} units (0..{kernel.shape[1] - 1})")
