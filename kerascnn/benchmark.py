@@ -6,7 +6,8 @@ Four figures, each measured separately so a slow part is visible:
   augmentation off and on;
 - step: steady-state training images/s and ms per step of the compiled train step, on synthetic
   data of the task's shape (what ``../shared/bench/torch_ref.py`` times), after two warm-up steps
-  (``warmup_s``: those two steps, with the tracing and graph optimisation of the first);
+  (``warmup_s``: those two steps, with the tracing and graph optimisation of the first), through
+  the training loop a run would use (``train_loop``: the graph loop, or ``model.fit``);
 - run: a complete ``kerascnn train`` run (history, checkpoints, metrics) on the real data, whose
   wall time includes every fixed cost a user pays.
 Peak resident memory of the process is reported with each row.
@@ -60,10 +61,12 @@ def pipeline_throughput(cfg, splits, augment, epochs=3):
 
 
 def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
-    """Steady-state training images/s on synthetic data of the task's shape (float32 unless the recipe says)."""
+    """Steady-state training images/s on synthetic data of the task's shape (float32 unless the recipe says),
+    through the loop ``kerascnn train`` would use (``train_loop``)."""
     import keras
 
     from kerascnn.data.pipeline import make_dataset
+    from kerascnn.graph_loop import GraphLoop, use_graph_loop
     from kerascnn.train import build_model, compile_model, configure_runtime
 
     configure_runtime(cfg)
@@ -73,15 +76,25 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     y = rng.integers(0, num_classes, images)
     model = build_model(cfg, input_shape, num_classes)
     compile_model(model, cfg)
-    ds = make_dataset(x, y, num_classes, cfg.batch_size, training=True, pipeline=cfg.input_pipeline)
-    warm = make_dataset(x[: 2 * cfg.batch_size], y[: 2 * cfg.batch_size], num_classes, cfg.batch_size,
-                        pipeline=cfg.input_pipeline)
-    t = time.perf_counter()
-    model.fit(warm, epochs=1, verbose=0)
-    warmup = time.perf_counter() - t
-    t = time.perf_counter()
-    model.fit(ds, epochs=epochs, verbose=0)
-    seconds = time.perf_counter() - t
+    if use_graph_loop(cfg):
+        loop = GraphLoop(model, (x, y), (x[:0], y[:0]), num_classes, cfg.batch_size)
+        t = time.perf_counter()
+        logs, _ = loop.train_batches(0, 0, 2)
+        float(logs["loss"])
+        warmup = time.perf_counter() - t
+        t = time.perf_counter()
+        loop.fit([], epochs=epochs, verbose=0)
+        seconds = time.perf_counter() - t
+    else:
+        ds = make_dataset(x, y, num_classes, cfg.batch_size, training=True, pipeline=cfg.input_pipeline)
+        warm = make_dataset(x[: 2 * cfg.batch_size], y[: 2 * cfg.batch_size], num_classes, cfg.batch_size,
+                            pipeline=cfg.input_pipeline)
+        t = time.perf_counter()
+        model.fit(warm, epochs=1, verbose=0)
+        warmup = time.perf_counter() - t
+        t = time.perf_counter()
+        model.fit(ds, epochs=epochs, verbose=0)
+        seconds = time.perf_counter() - t
     steps = math.ceil(images / cfg.batch_size) * epochs
     return {"step_images_per_s": round(images * epochs / seconds, 1), "ms_per_step": round(1000 * seconds / steps, 1),
             "step_seconds": round(seconds, 2), "warmup_s": round(warmup, 2), "parameters": model.count_params()}

@@ -14,8 +14,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "plateau")
 PRECISIONS = ("off", "float16", "bfloat16")
 PIPELINES = ("auto", "tfdata", "numpy")
+TRAIN_LOOPS = ("auto", "graph", "fit")
 CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "mixed_precision": PRECISIONS,
-           "input_pipeline": PIPELINES}
+           "input_pipeline": PIPELINES, "train_loop": TRAIN_LOOPS}
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,7 @@ class Config:
     fine_tune_from: str = ""
     track_test: bool = False
     input_pipeline: str = "auto"
+    train_loop: str = "auto"
     distribute: bool = False
     checkpoint_every: float = 10.0
     tensorboard: bool = True
@@ -114,6 +116,9 @@ FIELD_HELP = {
     "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen",
     "track_test": "evaluate the test split after every epoch (test_loss, test_accuracy in the history)",
     "input_pipeline": "auto (tf.data when TensorFlow is installed) | tfdata | numpy (keras PyDataset)",
+    "train_loop": "auto (graph wherever it applies) | graph (TensorFlow: many steps per call from in-memory "
+                  "tensors, validation in one call; see kerascnn/graph_loop.py) | fit (Keras's model.fit over the "
+                  "input pipeline; always used for distribute, jit_compile or an explicit input_pipeline)",
     "distribute": "data-parallel over every visible device (MirroredStrategy on TF, DataParallel on JAX)",
     "checkpoint_every": "seconds between resume checkpoints; 0 = every epoch",
 }

@@ -1,10 +1,11 @@
 """One training entry for every task: resolved Config in, complete run directory out.
 
 ``train(cfg)`` builds the dataset, model, optimizer and schedule from the config, trains with
-``model.fit`` and writes the run directory described in ``kerascnn.rundir``. A run killed at any
-point resumes with ``train(resume=RUN_DIR)`` and ends with the same epochs and files as an
-uninterrupted one: checkpoints are journaled (written under a new name, recorded in state.json,
-then renamed into place), so state.json and the checkpoints it names always agree.
+the graph loop (``kerascnn.graph_loop``) or ``model.fit`` and writes the run directory described in
+``kerascnn.rundir``. A run killed at any point resumes with ``train(resume=RUN_DIR)`` and ends with
+the same epochs and files as an uninterrupted one: checkpoints are journaled (written under a new
+name, recorded in state.json, then renamed into place), so state.json and the checkpoints it names
+always agree.
 """
 import contextlib
 import importlib.util
@@ -19,6 +20,7 @@ import numpy as np
 
 from kerascnn import rundir
 from kerascnn.config import Config
+from kerascnn.graph_loop import GraphLoop, use_graph_loop
 from kerascnn.io import atomic_path, write_json
 
 
@@ -340,10 +342,12 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     write_json(run_dir / "class_names.json", list(splits.class_names))
     augmentation = build_augmentation(cfg.augment, seed=cfg.seed)
     batches = dict(num_classes=splits.num_classes, batch_size=cfg.batch_size, pipeline=cfg.input_pipeline)
-    train_ds = make_dataset(splits.train.x, splits.train.y, training=True, augmentation=augmentation,
-                            seed=cfg.seed, drop_remainder=cfg.distribute, **batches)
-    val_ds = make_dataset(splits.val.x, splits.val.y,
-                          **{**batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
+    graph = use_graph_loop(cfg)
+    if not graph:
+        train_ds = make_dataset(splits.train.x, splits.train.y, training=True, augmentation=augmentation,
+                                seed=cfg.seed, drop_remainder=cfg.distribute, **batches)
+        val_ds = make_dataset(splits.val.x, splits.val.y,
+                              **{**batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
     if cfg.track_test and (splits.test is None or (splits.test.y < 0).all()):
         raise ValueError(f"track_test needs a labelled test split; dataset {cfg.dataset!r} has none")
 
@@ -373,9 +377,21 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
         warnings.warn("tensorboard is not installed: no TensorBoard logs for this run")
     elif cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
-    fit = dict(x=train_ds, validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else "auto")
+    loop = None
+
+    def run_epochs(epochs):
+        nonlocal loop
+        if graph:
+            # A new loop per phase: fine-tuning recompiles, so the traced steps must be traced again.
+            loop = GraphLoop(model, (splits.train.x, splits.train.y), (splits.val.x, splits.val.y),
+                             splits.num_classes, cfg.batch_size, augmentation=augmentation, seed=cfg.seed)
+            loop.fit(callbacks, epochs=epochs, initial_epoch=state["epoch"], verbose=0 if quiet else 1)
+        else:
+            model.fit(train_ds, validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else "auto",
+                      epochs=epochs, initial_epoch=state["epoch"])
+
     if state["phase"] == "train" and state["epoch"] < cfg.epochs and not state["stopped_early"]:
-        model.fit(epochs=cfg.epochs, initial_epoch=state["epoch"], **fit)
+        run_epochs(cfg.epochs)
     if cfg.fine_tune_epochs and state["epoch"] < total_epochs(cfg):
         if state["phase"] == "train":
             # Second phase: unfreeze, recompile with the fine-tuning LR, give early stopping a fresh start.
@@ -384,11 +400,11 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
                 compile_model(model, cfg.replace(learning_rate=cfg.fine_tune_learning_rate))
             state.update(phase="fine_tune", wait=0, stopped_early=False)
         if not state["stopped_early"]:
-            model.fit(epochs=total_epochs(cfg), initial_epoch=state["epoch"], **fit)
+            run_epochs(total_epochs(cfg))
     if recorder.best_dirty or not (run_dir / "last.keras").exists():
         recorder.checkpoint()
 
-    metrics = summarise(run_dir, cfg, state, splits, model, data_seconds)
+    metrics = summarise(run_dir, cfg, state, splits, model, data_seconds, loop)
     write_json(run_dir / "metrics.json", metrics)
     from kerascnn.vis.curves import plot_history
 
@@ -396,15 +412,19 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     return metrics
 
 
-def summarise(run_dir, cfg, state, splits, model, data_seconds):
+def summarise(run_dir, cfg, state, splits, model, data_seconds, loop=None):
     """Best and last checkpoints evaluated on train (no augmentation) and val, plus timing.
 
     The checkpoints' weights are copied into the trained model, whose evaluation step is already
-    compiled, rather than compiling an evaluation step for each of two loaded models.
+    compiled (the graph loop's, when it trained), rather than compiling an evaluation step for each
+    of two loaded models.
     """
     from kerascnn.data.pipeline import make_dataset
 
     def evaluate(part):
+        if loop is not None:
+            logs = loop.evaluate(part.x, part.y)
+            return logs["loss"], logs["accuracy"]
         ds = make_dataset(part.x, part.y, splits.num_classes, cfg.batch_size, pipeline=cfg.input_pipeline)
         loss, acc = model.evaluate(ds, verbose=0)
         return float(loss), float(acc)

@@ -1,0 +1,187 @@
+"""Many training steps per TensorFlow call: ``train_loop=graph``, the default on TensorFlow.
+
+``model.fit`` calls its compiled step once per batch from Python, pulls each batch from a ``tf.data``
+iterator and validates through ``evaluate``, which has its own iterator, callbacks and traced function.
+On a small dataset that fixed work per call costs more than the arithmetic (BENCHMARKS.md, artists).
+Here the arrays already in memory become tensors once, and one ``tf.function`` runs Keras's own
+``train_step`` over a range of batches in a ``tf.while_loop``; a second runs ``test_step`` over a
+whole split. Losses, metrics, loss scaling, optimizer updates and EMA are Keras's own, so the logs
+mean exactly what fit's mean, and callbacks get fit's hooks (epoch, test, and one batch hook pair per
+call). A call is sized to take about ``CALL_SECONDS``, so a slow model still reports progress and
+answers Ctrl-C between calls, and a fast one runs a whole epoch per call.
+"""
+import time
+
+import numpy as np
+
+CALL_SECONDS = 1.0
+
+
+def unsupported_reason(cfg):
+    """Why this run needs ``model.fit`` instead, or None."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return f"it needs the TensorFlow backend (this is {keras.backend.backend()})"
+    if cfg.distribute:
+        return "distribute=true trains through model.fit's distributed loop"
+    if cfg.jit_compile:
+        return "jit_compile=true compiles model.fit's step with XLA"
+    if cfg.input_pipeline != "auto":
+        return f"input_pipeline={cfg.input_pipeline} asks for model.fit over that pipeline"
+    return None
+
+
+def use_graph_loop(cfg):
+    """``train_loop``: auto picks the graph loop wherever it applies; graph insists on it."""
+    if cfg.train_loop == "fit":
+        return False
+    reason = unsupported_reason(cfg)
+    if reason and cfg.train_loop == "graph":
+        raise ValueError(f"train_loop=graph cannot run here: {reason}; use train_loop=auto or fit")
+    return reason is None
+
+
+class GraphLoop:
+    """Trains and evaluates ``model`` (compiled) on in-memory arrays, driving Keras callbacks like fit."""
+
+    def __init__(self, model, train, val, num_classes, batch_size, *, augmentation=None, seed=0):
+        """``train`` and ``val``: (images, class indices) arrays; ``val`` may be empty."""
+        import tensorflow as tf
+
+        from kerascnn.data.pipeline import one_hot_labels
+
+        self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
+        self.augmentation, self.seed = augmentation, seed
+        self.train_x, self.train_y = self._tensors(*train)
+        self.val = self._tensors(*val) if len(val[0]) else None
+        # Build the compiled metrics outside the traced function, as fit does: variables created
+        # while tracing make tf.function trace everything twice.
+        model._symbolic_build(data_batch=(np.asarray(train[0][:1]), one_hot_labels(train[1][:1], num_classes)))
+        images = tf.TensorSpec([None, *self.train_x.shape[1:]], self.train_x.dtype)
+        labels = tf.TensorSpec([None, num_classes], tf.float32)
+        scalar = tf.TensorSpec([], tf.int32)
+        self._call = tf.function(self._train_then_test, autograph=False, reduce_retracing=True,
+                                 input_signature=[images, labels, scalar, scalar, scalar, images, labels,
+                                                  tf.TensorSpec([], tf.bool)])
+        self.steps_per_call = 1  # the first call also traces; later calls are sized from measured speed
+        self._timed = False
+
+    def _tensors(self, x, y):
+        import tensorflow as tf
+
+        from kerascnn.data.pipeline import one_hot_labels
+
+        return tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(one_hot_labels(y, self.num_classes))
+
+    def _train_then_test(self, x, y, epoch, start, stop, test_x, test_y, with_test):
+        """Keras's train_step on batches ``start`` to ``stop - 1`` of epoch ``epoch``'s shuffle of (x, y),
+        then, if ``with_test``, metrics reset and test_step over all of (test_x, test_y).
+
+        One function for both, so a small epoch with its validation is one call and one trace.
+        Returns the training logs and the test logs (zeros when not tested).
+        """
+        import tensorflow as tf
+
+        model, size = self.model, self.batch_size
+
+        def train_body(step):
+            idx = order[step * size:(step + 1) * size]
+            images = tf.gather(x, idx)
+            if self.augmentation is not None:
+                images = self.augmentation(tf.cast(images, tf.float32), training=True)
+            model.train_step((images, tf.gather(y, idx)))
+            return (step + 1,)
+
+        def run_test():
+            for metric in model.metrics:
+                metric.reset_state()
+
+            def body(step):
+                model.test_step((test_x[step * size:(step + 1) * size], test_y[step * size:(step + 1) * size]))
+                return (step + 1,)
+
+            steps = (tf.shape(test_x)[0] + size - 1) // size
+            tf.while_loop(lambda step: step < steps, body, (tf.constant(0),), parallel_iterations=1)
+            return model.get_metrics_result()
+
+        order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(x)[0]), seed=tf.stack([self.seed, epoch]))
+        # One step at a time: each step reads the weights the previous one wrote.
+        tf.while_loop(lambda step: step < stop, train_body, (start,), parallel_iterations=1)
+        train_logs = {k: tf.identity(v) for k, v in model.get_metrics_result().items()}
+        test_logs = tf.cond(with_test, run_test, lambda: {k: tf.zeros_like(v) for k, v in train_logs.items()})
+        return train_logs, test_logs
+
+    def train_batches(self, epoch, start, stop, validate=False):
+        """Train on batches ``start`` to ``stop - 1`` of epoch ``epoch`` in one call, then validate if asked:
+        (training logs, validation logs) as tensors, accumulated since the last ``model.reset_metrics()``."""
+        import tensorflow as tf
+
+        val = self.val if self.val is not None else (self.train_x[:0], self.train_y[:0])
+        return self._call(self.train_x, self.train_y, tf.constant(epoch), tf.constant(start), tf.constant(stop),
+                          *val, tf.constant(validate and self.val is not None))
+
+    def steps_per_epoch(self):
+        return -(-int(self.train_x.shape[0]) // self.batch_size)
+
+    def evaluate(self, x, y):
+        """Loss and metrics of the model on arrays (labels as class indices), as ``model.evaluate`` gives."""
+        return {k: float(v) for k, v in self._test_only(*self._tensors(x, y)).items()}
+
+    def _test_only(self, x, y):
+        import tensorflow as tf
+
+        zero = tf.constant(0)
+        return self._call(self.train_x, self.train_y, zero, zero, zero, x, y, tf.constant(True))[1]
+
+    def fit(self, callbacks, *, epochs, initial_epoch=0, verbose=1):
+        """Epochs ``initial_epoch`` to ``epochs - 1`` with validation after each, as ``model.fit`` runs them.
+
+        Each epoch runs in calls of ``steps_per_call`` batches, sized to take about ``CALL_SECONDS``;
+        the last call of an epoch also validates, unless a callback must act between training and
+        validation (Keras's EMA swap does, in ``on_test_begin``), when validation is a call of its own.
+        """
+        import keras
+
+        model, steps = self.model, self.steps_per_epoch()
+        callbacks = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                                 verbose=verbose, epochs=epochs, steps=steps, model=model)
+        # Validation shares the last training call unless a callback may change the model when testing
+        # begins; Keras's own logging callbacks only record.
+        recorders = (keras.callbacks.ProgbarLogger, keras.callbacks.History, keras.callbacks.TensorBoard)
+        separate_test = any(type(cb).on_test_begin is not keras.callbacks.Callback.on_test_begin
+                            for cb in callbacks.callbacks if not isinstance(cb, recorders))
+        model.stop_training = False
+        callbacks.on_train_begin()
+        epoch_logs = None
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            start, logs, val_logs, test_now = 0, {}, {}, False
+            while start < steps:
+                stop = min(steps, start + self.steps_per_call)
+                test_now = self.val is not None and stop == steps and not separate_test
+                callbacks.on_train_batch_begin(start)
+                t = time.perf_counter()
+                logs, val_logs = self.train_batches(epoch, start, stop, validate=test_now)
+                seconds = time.perf_counter() - t
+                callbacks.on_train_batch_end(stop - 1, logs)
+                if self._timed:
+                    self.steps_per_call = max(1, int(CALL_SECONDS * (stop - start) / max(seconds, 1e-6)))
+                self._timed, start = True, stop
+                if model.stop_training:
+                    break
+            epoch_logs = {k: float(v) for k, v in logs.items()}
+            if self.val is not None:
+                callbacks.on_test_begin()
+                if not test_now:
+                    val_logs = self._test_only(*self.val)
+                val_logs = {k: float(v) for k, v in val_logs.items()}
+                callbacks.on_test_end(val_logs)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if model.stop_training:
+                break
+        if epochs > 0:  # as fit: with EMA this leaves the averaged weights in the model
+            model.optimizer.finalize_variable_values(model.trainable_weights)
+        callbacks.on_train_end(logs=epoch_logs)
