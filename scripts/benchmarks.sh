@@ -8,7 +8,9 @@ python scripts/compare_torch.py --workload cifar-convnet --rounds 3
 python scripts/compare_torch.py --workload cifar-convnet --rounds 1 --set fast_conv_grad=false
 python scripts/compare_torch.py --workload cifar-convnet-bn --rounds 1
 python scripts/compare_torch.py --workload artists --rounds 3
-python scripts/bench_conv_grad.py
+python scripts/compare_torch.py --workload artists --rounds 1 --set train_loop=fit
+python scripts/bench_graph_loop.py --set model.pooling=true model.pool_size=2 model.pool_strides=2
+python scripts/bench_conv_grad.py --repeats 10
 python -m kerascnn benchmark --task artists --parts step run --data-dir $D/artists
 python -m kerascnn benchmark --task artists --parts step --set model.pooling=true model.pool_size=2 model.pool_strides=2
 python -m kerascnn benchmark --task caltech101_improved --parts decode pipeline step --data-dir $D/caltech101

@@ -21,12 +21,13 @@ def gradients(enabled, x, k, **conv):
         fast_conv_grad.install(True)
 
 
-@pytest.mark.parametrize("channels", [3, 8])  # input gradient as a convolution from 8 input channels
+@pytest.mark.parametrize("channels", [3, 8])  # 3: first-layer filter gradient; 8: input gradient as a convolution
 @pytest.mark.parametrize("size", [(9, 7), (12, 11)])  # filter gradient as a convolution below 100 pixels
 @pytest.mark.parametrize("kernel,padding,strides,dilations", [
     (3, "SAME", 1, 1), (5, "SAME", 1, 1), (4, "SAME", 1, 1), (3, "VALID", 1, 1), (2, "VALID", 1, 1),
     (3, [[0, 0], [2, 0], [1, 1], [0, 0]], 1, 1),
-    (3, "SAME", 2, 1), (5, "VALID", 2, 1),
+    (3, "SAME", 2, 1), (5, "VALID", 2, 1), (4, "SAME", 2, 1), (3, "SAME", 3, 1),
+    (3, [[0, 0], [2, 0], [1, 1], [0, 0]], 2, 1),
 ])
 def test_matches_tensorflow_gradient(kernel, padding, strides, dilations, size, channels):
     rng = np.random.default_rng(0)
