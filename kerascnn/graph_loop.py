@@ -55,6 +55,9 @@ class GraphLoop:
         self.augmentation, self.seed = augmentation, seed
         self.train_x, self.train_y = self._tensors(*train)
         self.val = self._tensors(*val) if len(val[0]) else None
+        # Arrays already held as tensors, found by identity: evaluate() converts each split only once.
+        self._held = [(*train, (self.train_x, self.train_y))] + ([(*val, self.val)] if self.val is not None else [])
+        self._splits_held = len(self._held)
         # Build the compiled metrics outside the traced function, as fit does: variables created
         # while tracing make tf.function trace everything twice.
         model._symbolic_build(data_batch=(np.asarray(train[0][:1]), one_hot_labels(train[1][:1], num_classes)))
@@ -125,8 +128,15 @@ class GraphLoop:
         return -(-int(self.train_x.shape[0]) // self.batch_size)
 
     def evaluate(self, x, y):
-        """Loss and metrics of the model on arrays (labels as class indices), as ``model.evaluate`` gives."""
-        return {k: float(v) for k, v in self._test_only(*self._tensors(x, y)).items()}
+        """Loss and metrics of the model on arrays (labels as class indices), as ``model.evaluate`` gives.
+
+        The training and validation arrays are the loop's own tensors, and the latest other split
+        is kept, so evaluating the test split every epoch converts it once."""
+        tensors = next((held for hx, hy, held in self._held if hx is x and hy is y), None)
+        if tensors is None:
+            tensors = self._tensors(x, y)
+            self._held = self._held[:self._splits_held] + [(x, y, tensors)]  # the latest other split only
+        return {k: float(v) for k, v in self._test_only(*tensors).items()}
 
     def _test_only(self, x, y):
         import tensorflow as tf

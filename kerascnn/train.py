@@ -255,12 +255,13 @@ def _recorder_class():
     class TestTracker(keras.callbacks.Callback):
         """Evaluates the test split after each epoch so learning curves can show it beside val."""
 
-        def __init__(self, test_ds):
+        def __init__(self, evaluate):
+            """``evaluate()`` returns the model's (loss, accuracy) on the test split."""
             super().__init__()
-            self.test_ds = test_ds
+            self.evaluate = evaluate
 
         def on_epoch_end(self, epoch, logs=None):
-            loss, acc = self.model.evaluate(self.test_ds, verbose=0)
+            loss, acc = self.evaluate()
             logs.update(test_loss=loss, test_accuracy=acc)
 
     return RunRecorder, TestTracker
@@ -369,15 +370,23 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     recorder_class, tracker_class = _recorder_class()
     recorder = recorder_class(run_dir, cfg, state, rows, quiet)
     callbacks = [recorder]
+    loop = None
     if cfg.track_test:
-        callbacks.insert(0, tracker_class(make_dataset(splits.test.x, splits.test.y, **batches)))
+        test_ds = None if graph else make_dataset(splits.test.x, splits.test.y, **batches)
+
+        def evaluate_test():
+            if loop is not None:  # the loop's own traced test step, not a second one from evaluate()
+                logs = loop.evaluate(splits.test.x, splits.test.y)
+                return logs["loss"], logs["accuracy"]
+            return model.evaluate(test_ds, verbose=0)
+
+        callbacks.insert(0, tracker_class(evaluate_test))
     if cfg.ema:
         callbacks.insert(0, averaged_weights_callback(resumed=bool(rows)))
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
         warnings.warn("tensorboard is not installed: no TensorBoard logs for this run")
     elif cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
-    loop = None
 
     def run_epochs(epochs):
         nonlocal loop
