@@ -16,3 +16,7 @@ python -m kerascnn benchmark --task artists --parts step --set model.pooling=tru
 python -m kerascnn benchmark --task caltech101_improved --parts decode pipeline step --data-dir $D/caltech101
 python -m kerascnn benchmark --task clipart_own --parts decode pipeline --data-dir $D/clipart
 python -m kerascnn benchmark --task faces_mlp --parts decode pipeline step --data-dir $D/faces/crops
+for loop in auto fit; do
+  python -m kerascnn benchmark --task faces_mlp --parts run --data-dir $D/faces/crops --set train_loop=$loop
+  python -m kerascnn benchmark --task caltech101_improved --parts run --data-dir $D/caltech101 --set train_loop=$loop epochs=2
+done
