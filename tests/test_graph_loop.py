@@ -20,14 +20,14 @@ def colour_data(n, seed):
     return x, y
 
 
-def small_model(learning_rate=1e-2):
+def small_model(learning_rate=1e-2, **recipe):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 3))
     h = keras.layers.Rescaling(1 / 255)(inputs)
     h = keras.layers.Conv2D(4, 3, activation="relu")(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
-    compile_model(model, Config(learning_rate=learning_rate))
+    compile_model(model, Config(learning_rate=learning_rate, **recipe))
     return model
 
 
@@ -63,6 +63,18 @@ def test_trains_like_model_fit():
     GraphLoop(looped, train, val, 3, 64).fit([loop_logs], epochs=4, verbose=0)
     assert_same_training(fitted, fit_logs.epochs, looped, loop_logs.epochs)
     assert loop_logs.epochs[-1]["loss"] < loop_logs.epochs[0]["loss"]
+
+
+def test_weight_averaging_validates_like_model_fit():
+    # Keras's EMA swap acts in on_test_begin, so the loop validates in a call of its own, after the swap.
+    train, val = colour_data(48, 0), colour_data(20, 1)
+    fitted, fit_logs = small_model(ema=0.5), EpochLogs()
+    fitted.fit(make_dataset(*train, 3, 64, training=True), validation_data=make_dataset(*val, 3, 64), epochs=3,
+               verbose=0, callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True), fit_logs])
+    looped, loop_logs = small_model(ema=0.5), EpochLogs()
+    GraphLoop(looped, train, val, 3, 64).fit([keras.callbacks.SwapEMAWeights(swap_on_epoch=True), loop_logs],
+                                             epochs=3, verbose=0)
+    assert_same_training(fitted, fit_logs.epochs, looped, loop_logs.epochs)
 
 
 def test_an_epoch_split_over_many_calls_trains_as_one_call(monkeypatch):
