@@ -331,6 +331,7 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
         if (run_dir / "config.json").exists():
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
         state = None
+    graph = use_graph_loop(cfg)  # before anything is written: a train_loop this run cannot use is an error
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
 
@@ -343,7 +344,6 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     write_json(run_dir / "class_names.json", list(splits.class_names))
     augmentation = build_augmentation(cfg.augment, seed=cfg.seed)
     batches = dict(num_classes=splits.num_classes, batch_size=cfg.batch_size, pipeline=cfg.input_pipeline)
-    graph = use_graph_loop(cfg)
     if not graph:
         train_ds = make_dataset(splits.train.x, splits.train.y, training=True, augmentation=augmentation,
                                 seed=cfg.seed, drop_remainder=cfg.distribute, **batches)

@@ -124,3 +124,9 @@ def test_train_loop_choice(tmp_path):
         use_graph_loop(cfg("train_loop=graph", "distribute=true"))
     with pytest.raises(ConfigError, match="auto, graph, fit"):
         cfg("train_loop=eager")
+    # train() refuses before writing anything, so no half-made run directory is left behind.
+    from kerascnn.train import train
+
+    with pytest.raises(ValueError, match="train_loop=graph cannot run here"):
+        train(cfg("train_loop=graph", "jit_compile=true"), run_dir=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
