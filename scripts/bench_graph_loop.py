@@ -4,7 +4,8 @@ On artists (361 training and 90 validation images, batch 128) the first epoch co
 ones. This separates the parts on synthetic data of the task's shape: building the loop, tracing
 the one function (``get_concrete_function``, in a second process so the first-call figure is not
 helped by it), the first call (TensorFlow's graph optimisation, kernel creation, one step), the
-rest of epoch 0, and later whole epochs with validation. Run it on a quiet machine:
+rest of epoch 0, and later whole epochs with validation; then, profiling a second trace, the shares
+of tracing spent on the training step and on the validation branch. Run it on a quiet machine:
 
     python scripts/bench_graph_loop.py --task artists --set model.pooling=true model.pool_size=2 model.pool_strides=2
 """
@@ -25,6 +26,26 @@ def seconds(fn):
     for logs in out if isinstance(out, tuple) else ():
         [float(v) for v in logs.values()]  # wait for the call to finish
     return round(time.perf_counter() - start, 3)
+
+
+def trace_shares(model, cfg, classes, train_x, val_x, rng):
+    """Under cProfile, the share of a fresh loop's trace spent in the training loop body and in the
+    validation branch (their cumulative times over the whole trace)."""
+    import cProfile
+    import pstats
+
+    from kerascnn.graph_loop import GraphLoop
+
+    loop = GraphLoop(model, (train_x, rng.integers(0, classes, len(train_x))),
+                     (val_x, rng.integers(0, classes, len(val_x))), classes, cfg.batch_size)
+    profile = cProfile.Profile()
+    profile.runcall(loop._call.get_concrete_function)
+    stats = pstats.Stats(profile).stats  # {(file, line, name): (calls, primitive, own, cumulative, callers)}
+    total = sum(own for _, _, own, _, _ in stats.values())
+    part = {name: cumulative for (file, _, name), (_, _, _, cumulative, _) in stats.items()
+            if file.endswith("graph_loop.py") and name in ("train_body", "run_test")}
+    return {"trace_share_train_step": round(part.get("train_body", 0) / total, 2),
+            "trace_share_validation": round(part.get("run_test", 0) / total, 2)}
 
 
 def measure(args, trace_first):
@@ -54,6 +75,7 @@ def measure(args, trace_first):
     row["build_s"] = seconds(build)
     if trace_first:
         row["trace_s"] = seconds(loop._call.get_concrete_function)
+        row.update(trace_shares(model, cfg, classes, train_x, val_x, rng))
     steps = loop.steps_per_epoch()
     row["first_call_s"] = seconds(lambda: loop.train_batches(0, 0, 1))
     row["rest_of_epoch_0_s"] = seconds(lambda: loop.train_batches(0, 1, steps, validate=True))
@@ -81,6 +103,7 @@ def main():
     row = measure(args, False)
     row["trace_s"] = traced["trace_s"]
     row["first_call_without_trace_s"] = traced["first_call_s"]
+    row.update({k: v for k, v in traced.items() if k.startswith("trace_share")})
     for key, value in row.items():
         print(f"{key:28s} {value}")
     if args.json:
