@@ -79,7 +79,7 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     if use_graph_loop(cfg):
         loop = GraphLoop(model, (x, y), (x[:0], y[:0]), num_classes, cfg.batch_size)
         t = time.perf_counter()
-        logs, _ = loop.train_batches(0, 0, 2)
+        logs = loop.train_batches(0, 0, 2)
         float(logs["loss"])
         warmup = time.perf_counter() - t
         t = time.perf_counter()
@@ -115,6 +115,20 @@ def full_run(cfg):
     return {"epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"], "run_wall_s": round(wall, 2),
             "first_epoch_s": round(epoch_seconds[0], 3), "later_epoch_ms": round(1000 * later[len(later) // 2], 1),
             "train_images_per_s": metrics["images_per_s"], "best_val_accuracy": round(metrics["best_val_accuracy"], 4)}
+
+
+def runtime_info():
+    """What the figures depend on besides the machine: backend, versions and TensorFlow's CPU kernels."""
+    import keras
+
+    info = {"backend": keras.backend.backend(), "keras": keras.__version__}
+    if info["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        from kerascnn.fast_conv_grad import onednn_enabled
+
+        info.update(tensorflow=tf.__version__, cpu_kernels="onednn" if onednn_enabled() else "eigen")
+    return info
 
 
 def run_benchmark(args):

@@ -207,10 +207,12 @@ def cmd_report(args):
 
 
 def cmd_benchmark(args):
-    from kerascnn.benchmark import run_benchmark
+    from kerascnn.benchmark import run_benchmark, runtime_info
 
     rows = run_benchmark(args)
-    emit(args, format_table(rows), {"results": rows})
+    runtime = runtime_info()
+    emit(args, " ".join(f"{k}={v}" for k, v in runtime.items()) + "\n" + format_table(rows),
+         {"runtime": runtime, "results": rows})
 
 
 def cmd_data(args):

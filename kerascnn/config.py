@@ -107,8 +107,8 @@ FIELD_HELP = {
     "ema": "momentum of an exponential moving average of the weights (e.g. 0.99); validation, test tracking, "
            "checkpoints and evaluation use the averaged weights; 0 = off",
     "mixed_precision": "off | float16 (GPU) | bfloat16 (3x faster on CPUs with AMX, 7x slower without bf16 units)",
-    "fast_conv_grad": "TensorFlow: compute stride-1 Conv2D input gradients as forward convolutions "
-                      "(same result, 2-50x faster on CPU; see kerascnn/fast_conv_grad.py)",
+    "fast_conv_grad": "TensorFlow: compute Conv2D gradients as forward convolutions where that is faster for "
+                      "the CPU kernels in use (same result; see kerascnn/fast_conv_grad.py)",
     "fused_adam": "TensorFlow: Adam/AdamW update as one ResourceApplyAdam kernel per variable "
                   "(same result, less tracing; see kerascnn/fused_adam.py)",
     "fine_tune_epochs": "second phase: unfreeze the backbone and train this many more epochs",

@@ -1,16 +1,16 @@
-"""A faster gradient for TensorFlow's stride-1 Conv2D on CPU.
+"""Faster gradients for TensorFlow's Conv2D on CPU, where a forward convolution beats its gradient kernels.
 
-TensorFlow's CPU kernel for ``Conv2DBackpropInput`` (the gradient of a convolution with respect to its
-input) is several times slower than a forward convolution of the same size, and catastrophically so on
-small feature maps: on the cifar10 ConvNet's 2x2x512 layer it takes 1047 ms per batch of 128 where the
-equivalent forward convolution takes 20 ms (``kerascnn benchmark --parts step`` shows the whole-step
-effect). For stride 1 and no dilation the input gradient *is* a forward convolution: the output
-gradient convolved with the spatially flipped kernel, its input and output channels swapped, with the
-complementary padding. On small maps the filter gradient is also faster as a forward convolution
-(batch and channels swapped), and so it is for first layers with few filters at any stride (the
-output gradient as a kernel dilated by the stride). ``install()`` re-registers TensorFlow's ``Conv2D``
-gradient so these cases use the forward kernel; every other case (dilations, NCHW, shapes unknown
-while tracing) keeps TensorFlow's own.
+TensorFlow has two CPU kernel sets (kerascnn/__init__.py chooses oneDNN unless TF_ENABLE_ONEDNN_OPTS is
+set). With its Eigen kernels, ``Conv2DBackpropInput`` (the gradient with respect to the input) is several
+times slower than a forward convolution of the same size, catastrophically on small maps: on the cifar10
+ConvNet's 2x2x512 layer 1047 ms per batch of 128 against 20 ms. For stride 1 and no dilation the input
+gradient *is* a forward convolution: the output gradient convolved with the spatially flipped kernel, its
+input and output channels swapped, with the complementary padding. The filter gradient is a forward
+convolution too (batch and channels swapped, the output gradient as a kernel dilated by the stride),
+faster on small maps with either kernel set, and with Eigen also for first layers with few filters.
+``install()`` re-registers TensorFlow's ``Conv2D`` gradient so these cases, chosen by the ``Rules`` of the
+kernels in use, take the forward kernel; every other case (dilations, NCHW, shapes unknown while tracing)
+keeps TensorFlow's own.
 
 The change is process-wide and affects only how gradients are computed, never a model or a saved file;
 ``tests/test_fast_conv_grad.py`` checks the gradients equal TensorFlow's. JAX's XLA gradient does not
@@ -22,17 +22,44 @@ from tensorflow.python.ops import array_ops, gen_nn_ops, nn_grad
 _ORIGINAL = nn_grad._Conv2DGrad
 
 
-# Below this many output pixels per map, the filter gradient is faster as a forward convolution too
-# (on the ConvNet's 4x4 and 2x2 maps 3-4x; at 16x16 TensorFlow's own kernel is as fast).
-SMALL_MAP_PIXELS = 100
-# With fewer input channels than this, the flipped convolution (this many output channels) is slower
-# than TensorFlow's own input gradient (3 channels: 80 ms against 28 ms, scripts/bench_conv_grad.py).
+class Rules:
+    """Where a forward convolution beats TensorFlow's gradient kernels; measured with
+    ``scripts/bench_conv_grad.py``, separately for TensorFlow's two CPU kernel sets."""
+
+    def __init__(self, input_as_conv, small_map_pixels, first_layer_max_filters):
+        # Stride-1 input gradient of a layer with at least MIN_INPUT_CHANNELS inputs as the flipped convolution.
+        self.input_as_conv = input_as_conv
+        # Stride-1 filter gradient as a forward convolution below this many output pixels per map.
+        self.small_map_pixels = small_map_pixels
+        # A first layer (fewer than MIN_INPUT_CHANNELS inputs) with at most this many filters gets its filter
+        # gradient as a forward convolution at any map size and stride (0: never).
+        self.first_layer_max_filters = first_layer_max_filters
+
+
+# Eigen kernels (oneDNN off): the input gradient is several times slower than the forward convolution,
+# catastrophically on small maps; the filter gradient is 3-4x slower on the ConvNet's 4x4 and 2x2 maps,
+# as fast at 16x16; artists' conv1, LeNet's conv1 and a ResNet stem get their filter gradient 1.8-4.8x
+# faster as a convolution, the ConvNet's 128-filter first layer does not.
+EIGEN = Rules(input_as_conv=True, small_map_pixels=100, first_layer_max_filters=64)
+# oneDNN kernels: the input gradients and first-layer filter gradients are as fast or faster than the
+# convolutions (LeNet conv1 13.9 ms against 83.1); only the filter gradient on 4x4 and 2x2 maps is still
+# 3-9x slower (206-262 ms against 29-70 ms on the ConvNet's 512-channel layers).
+ONEDNN = Rules(input_as_conv=False, small_map_pixels=16, first_layer_max_filters=0)
+# Fewer input channels than this: the flipped convolution (this many output channels) is slower than
+# TensorFlow's own input gradient (3 channels: 80 ms against 28 ms with Eigen).
 MIN_INPUT_CHANNELS = 8
-# A first layer (fewer than MIN_INPUT_CHANNELS inputs) with at most this many filters gets its filter
-# gradient as a forward convolution at any map size and stride: artists' 5x5 stride-2 conv1, LeNet's
-# 5x5 conv1 and a ResNet stem on 64 px are 1.8-4.8x faster (scripts/bench_conv_grad.py); with the
-# cifar10 ConvNet's 128 filters it was slower, so that layer keeps TensorFlow's kernel.
-FIRST_LAYER_MAX_FILTERS = 64
+
+_rules = EIGEN
+
+
+def onednn_enabled():
+    """Whether this TensorFlow runs its oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS``, read at import;
+    kerascnn/__init__.py turns it on unless the user set it)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _forward_padding(op, kernel_h, kernel_w, strides):
@@ -84,7 +111,8 @@ def _conv2d_grad(op, grad):
         return _ORIGINAL(op, grad)
     stride_one = strides == [1, 1, 1, 1]
     flipped_pads = [(k - 1 - before, k - 1 - after) for (before, after), k in zip(forward, (kernel_h, kernel_w))]
-    if stride_one and channels_in >= MIN_INPUT_CHANNELS and min(min(pair) for pair in flipped_pads) >= 0:
+    if (_rules.input_as_conv and stride_one and channels_in >= MIN_INPUT_CHANNELS
+            and min(min(pair) for pair in flipped_pads) >= 0):
         flipped = array_ops.transpose(array_ops.reverse(kernel, [0, 1]), [0, 1, 3, 2])
         input_grad = _conv(grad, flipped, flipped_pads)
     else:
@@ -92,8 +120,8 @@ def _conv2d_grad(op, grad):
             array_ops.shape(op.inputs[0]), kernel, grad, strides=strides, padding=op.get_attr("padding"),
             explicit_paddings=op.get_attr("explicit_paddings"), data_format=data_format)
     out_h, out_w = grad.shape[1], grad.shape[2]
-    small_map = stride_one and out_h is not None and out_w is not None and out_h * out_w <= SMALL_MAP_PIXELS
-    first_layer = channels_in < MIN_INPUT_CHANNELS and channels_out <= FIRST_LAYER_MAX_FILTERS
+    small_map = stride_one and out_h is not None and out_w is not None and out_h * out_w <= _rules.small_map_pixels
+    first_layer = channels_in < MIN_INPUT_CHANNELS and channels_out <= _rules.first_layer_max_filters
     if small_map or first_layer:
         filter_grad = _filter_grad_as_conv(op.inputs[0], grad, forward, strides[1:3], kernel_h, kernel_w)
     else:
@@ -107,9 +135,17 @@ def _set(fn):
     ops._gradient_registry._registry["Conv2D"]["type"] = fn
 
 
-def install(enabled=True):
-    """Use the fast gradient (``enabled=True``) or TensorFlow's own (``False``) for every Conv2D."""
+def install(enabled=True, rules=None):
+    """Use the fast gradient (``enabled=True``) or TensorFlow's own (``False``) for every Conv2D.
+
+    ``rules``: EIGEN or ONEDNN; by default those of the kernels this TensorFlow runs."""
+    global _rules
+    _rules = rules or (ONEDNN if onednn_enabled() else EIGEN)
     _set(_conv2d_grad if enabled else _ORIGINAL)
+
+
+def current_rules():
+    return _rules
 
 
 def installed():

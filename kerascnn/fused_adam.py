@@ -31,16 +31,33 @@ def is_fused(optimizer):
     return getattr(optimizer.update_step, "__func__", None) is _fused_update_step
 
 
+def _shared_scalars(self, learning_rate, dtype):
+    """(beta1^t, beta2^t, lr, beta1, beta2, epsilon) as ``dtype``: the same for every variable of one
+    ``apply``, so a traced step builds them once per dtype, not once per variable. Eagerly they are
+    computed each time (the step count changes between calls)."""
+    import tensorflow as tf
+
+    key = (learning_rate, dtype, tf.compat.v1.get_default_graph())
+    cached = getattr(self, "_fused_scalars", None)
+    if not tf.executing_eagerly() and cached is not None and all(a is b for a, b in zip(cached[0], key)):
+        return cached[1]
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+    scalars = (tf.pow(beta_1, step), tf.pow(beta_2, step), tf.cast(learning_rate, dtype), beta_1, beta_2,
+               tf.cast(self.epsilon, dtype))
+    self._fused_scalars = (key, scalars)  # holding the graph keeps its identity from being reused
+    return scalars
+
+
 def _fused_update_step(self, gradient, variable, learning_rate):
     import tensorflow as tf
 
     if isinstance(gradient, tf.IndexedSlices) or tf.distribute.has_strategy():
         return keras.optimizers.Adam.update_step(self, gradient, variable, learning_rate)
     dtype = variable.dtype
-    step = tf.cast(self.iterations + 1, dtype)
-    beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+    beta1_power, beta2_power, lr, beta_1, beta_2, epsilon = _shared_scalars(self, learning_rate, dtype)
     index = self._get_variable_index(variable)
     tf.raw_ops.ResourceApplyAdam(
         var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-        beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
-        beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+        beta1_power=beta1_power, beta2_power=beta2_power, lr=lr, beta1=beta_1, beta2=beta_2, epsilon=epsilon,
+        grad=tf.cast(gradient, dtype))

@@ -5,7 +5,7 @@ iterator and validates through ``evaluate``, which has its own iterator, callbac
 On a small dataset that fixed work per call costs more than the arithmetic (BENCHMARKS.md, artists).
 Here the arrays already in memory become tensors once, and one ``tf.function`` runs Keras's own
 ``train_step`` over a range of batches in a ``tf.while_loop``; a second runs ``test_step`` over a
-whole split. Losses, metrics, loss scaling, optimizer updates and EMA are Keras's own, so the logs
+whole split (traced while TensorFlow optimises the first, in parallel). Losses, metrics, loss scaling, optimizer updates and EMA are Keras's own, so the logs
 mean exactly what fit's mean, and callbacks get fit's hooks (epoch, test, and one batch hook pair per
 call). A call is sized to take about ``CALL_SECONDS``, so a slow model still reports progress and
 answers Ctrl-C between calls, and a fast one runs a whole epoch per call.
@@ -64,9 +64,11 @@ class GraphLoop:
         images = tf.TensorSpec([None, *self.train_x.shape[1:]], self.train_x.dtype)
         labels = tf.TensorSpec([None, num_classes], tf.float32)
         scalar = tf.TensorSpec([], tf.int32)
-        self._call = tf.function(self._train_then_test, autograph=False, reduce_retracing=True,
-                                 input_signature=[images, labels, scalar, scalar, scalar, images, labels,
-                                                  tf.TensorSpec([], tf.bool)])
+        self._train = tf.function(self._train_range, autograph=False, reduce_retracing=True,
+                                  input_signature=[images, labels, scalar, scalar, scalar])
+        self._test = tf.function(self._test_all, autograph=False, reduce_retracing=True,
+                                 input_signature=[images, labels])
+        self._first_call = True
         self.steps_per_call = 1  # the first call also traces; later calls are sized from measured speed
         self._timed = False
 
@@ -77,18 +79,14 @@ class GraphLoop:
 
         return tf.convert_to_tensor(np.asarray(x)), tf.convert_to_tensor(one_hot_labels(y, self.num_classes))
 
-    def _train_then_test(self, x, y, epoch, start, stop, test_x, test_y, with_test):
-        """Keras's train_step on batches ``start`` to ``stop - 1`` of epoch ``epoch``'s shuffle of (x, y),
-        then, if ``with_test``, metrics reset and test_step over all of (test_x, test_y).
-
-        One function for both, so a small epoch with its validation is one call and one trace.
-        Returns the training logs and the test logs (zeros when not tested).
-        """
+    def _train_range(self, x, y, epoch, start, stop):
+        """Keras's train_step on batches ``start`` to ``stop - 1`` of epoch ``epoch``'s shuffle of (x, y);
+        returns the training logs accumulated since the last metrics reset."""
         import tensorflow as tf
 
         model, size = self.model, self.batch_size
 
-        def train_body(step):
+        def body(step):
             idx = order[step * size:(step + 1) * size]
             images = tf.gather(x, idx)
             if self.augmentation is not None:
@@ -96,33 +94,51 @@ class GraphLoop:
             model.train_step((images, tf.gather(y, idx)))
             return (step + 1,)
 
-        def run_test():
-            for metric in model.metrics:
-                metric.reset_state()
-
-            def body(step):
-                model.test_step((test_x[step * size:(step + 1) * size], test_y[step * size:(step + 1) * size]))
-                return (step + 1,)
-
-            steps = (tf.shape(test_x)[0] + size - 1) // size
-            tf.while_loop(lambda step: step < steps, body, (tf.constant(0),), parallel_iterations=1)
-            return model.get_metrics_result()
-
         order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(x)[0]), seed=tf.stack([self.seed, epoch]))
         # One step at a time: each step reads the weights the previous one wrote.
-        tf.while_loop(lambda step: step < stop, train_body, (start,), parallel_iterations=1)
-        train_logs = {k: tf.identity(v) for k, v in model.get_metrics_result().items()}
-        test_logs = tf.cond(with_test, run_test, lambda: {k: tf.zeros_like(v) for k, v in train_logs.items()})
-        return train_logs, test_logs
+        tf.while_loop(lambda step: step < stop, body, (start,), parallel_iterations=1)
+        return {k: tf.identity(v) for k, v in model.get_metrics_result().items()}
 
-    def train_batches(self, epoch, start, stop, validate=False):
-        """Train on batches ``start`` to ``stop - 1`` of epoch ``epoch`` in one call, then validate if asked:
-        (training logs, validation logs) as tensors, accumulated since the last ``model.reset_metrics()``."""
+    def _test_all(self, x, y):
+        """Metrics reset, then Keras's test_step over all of (x, y); returns the test logs."""
         import tensorflow as tf
 
-        val = self.val if self.val is not None else (self.train_x[:0], self.train_y[:0])
-        return self._call(self.train_x, self.train_y, tf.constant(epoch), tf.constant(start), tf.constant(stop),
-                          *val, tf.constant(validate and self.val is not None))
+        model, size = self.model, self.batch_size
+        for metric in model.metrics:
+            metric.reset_state()
+
+        def body(step):
+            model.test_step((x[step * size:(step + 1) * size], y[step * size:(step + 1) * size]))
+            return (step + 1,)
+
+        steps = (tf.shape(x)[0] + size - 1) // size
+        tf.while_loop(lambda step: step < steps, body, (tf.constant(0),), parallel_iterations=1)
+        return model.get_metrics_result()
+
+    def train_batches(self, epoch, start, stop):
+        """Train on batches ``start`` to ``stop - 1`` of epoch ``epoch`` in one call: the training logs as
+        tensors, accumulated since the last ``model.reset_metrics()``.
+
+        The first call traces the training function, then runs it (TensorFlow optimises the graph in C++)
+        while this thread traces the validation function (Python): on artists the overlap takes about
+        0.2 s off the first epoch."""
+        import tensorflow as tf
+
+        args = (self.train_x, self.train_y, tf.constant(epoch), tf.constant(start), tf.constant(stop))
+        if not self._first_call or self.val is None:
+            return self._train(*args)
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._first_call = False
+        self._train.get_concrete_function(*args)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(self._train, *args)
+            self._test.get_concrete_function(*self.val)
+            return running.result()
+
+    def validate(self):
+        """Loss and metrics on the validation split (metrics reset first), as tensors."""
+        return self._test(*self.val)
 
     def steps_per_epoch(self):
         return -(-int(self.train_x.shape[0]) // self.batch_size)
@@ -136,44 +152,31 @@ class GraphLoop:
         if tensors is None:
             tensors = self._tensors(x, y)
             self._held = self._held[:self._splits_held] + [(x, y, tensors)]  # the latest other split only
-        return {k: float(v) for k, v in self._test_only(*tensors).items()}
-
-    def _test_only(self, x, y):
-        import tensorflow as tf
-
-        zero = tf.constant(0)
-        return self._call(self.train_x, self.train_y, zero, zero, zero, x, y, tf.constant(True))[1]
+        return {k: float(v) for k, v in self._test(*tensors).items()}
 
     def fit(self, callbacks, *, epochs, initial_epoch=0, verbose=1):
         """Epochs ``initial_epoch`` to ``epochs - 1`` with validation after each, as ``model.fit`` runs them.
 
-        Each epoch runs in calls of ``steps_per_call`` batches, sized to take about ``CALL_SECONDS``;
-        the last call of an epoch also validates, unless a callback must act between training and
-        validation (Keras's EMA swap does, in ``on_test_begin``), when validation is a call of its own.
+        Each epoch runs in calls of ``steps_per_call`` batches, sized to take about ``CALL_SECONDS``,
+        then validates in a call of its own, after ``on_test_begin`` (where Keras's EMA swap acts).
         """
         import keras
 
         model, steps = self.model, self.steps_per_epoch()
         callbacks = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                                  verbose=verbose, epochs=epochs, steps=steps, model=model)
-        # Validation shares the last training call unless a callback may change the model when testing
-        # begins; Keras's own logging callbacks only record.
-        recorders = (keras.callbacks.ProgbarLogger, keras.callbacks.History, keras.callbacks.TensorBoard)
-        separate_test = any(type(cb).on_test_begin is not keras.callbacks.Callback.on_test_begin
-                            for cb in callbacks.callbacks if not isinstance(cb, recorders))
         model.stop_training = False
         callbacks.on_train_begin()
         epoch_logs = None
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            start, logs, val_logs, test_now = 0, {}, {}, False
+            start, logs = 0, {}
             while start < steps:
                 stop = min(steps, start + self.steps_per_call)
-                test_now = self.val is not None and stop == steps and not separate_test
                 callbacks.on_train_batch_begin(start)
                 t = time.perf_counter()
-                logs, val_logs = self.train_batches(epoch, start, stop, validate=test_now)
+                logs = self.train_batches(epoch, start, stop)
                 seconds = time.perf_counter() - t
                 callbacks.on_train_batch_end(stop - 1, logs)
                 if self._timed:
@@ -184,9 +187,7 @@ class GraphLoop:
             epoch_logs = {k: float(v) for k, v in logs.items()}
             if self.val is not None:
                 callbacks.on_test_begin()
-                if not test_now:
-                    val_logs = self._test_only(*self.val)
-                val_logs = {k: float(v) for k, v in val_logs.items()}
+                val_logs = {k: float(v) for k, v in self.validate().items()}
                 callbacks.on_test_end(val_logs)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)

@@ -3,7 +3,8 @@
 For each of the cifar10 ConvNet's five 3x3 convolutions and three first layers with few filters
 (artists' SimpleCNN, the caltech101 LeNet, a ResNet stem on 64 px images), at batch 128: milliseconds
 of the forward convolution, and of the input and filter gradients with TensorFlow's own gradient and
-with the fast one (each gradient figure includes its forward convolution). Run it on a quiet machine:
+with the fast one, for the CPU kernels in use (oneDNN, as kerascnn chooses; ``TF_ENABLE_ONEDNN_OPTS=0`` for Eigen). Run it on
+a quiet machine:
 
     python scripts/bench_conv_grad.py [--batch 128] [--repeats 5] [--json]
 """
@@ -53,9 +54,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    import tensorflow as tf
+    from kerascnn import fast_conv_grad  # first: importing kerascnn chooses TensorFlow's CPU kernels
 
-    from kerascnn import fast_conv_grad
+    import tensorflow as tf
 
     rows = []
     for name, size, cin, cout, k, stride, padding in LAYERS:

@@ -1,11 +1,11 @@
 """Where the first epoch of a small graph-loop run goes: tracing, first execution, then steady calls.
 
 On artists (361 training and 90 validation images, batch 128) the first epoch costs many later
-ones. This separates the parts on synthetic data of the task's shape: building the loop, tracing
-the one function (``get_concrete_function``, in a second process so the first-call figure is not
-helped by it), the first call (TensorFlow's graph optimisation, kernel creation, one step), the
-rest of epoch 0, and later whole epochs with validation; then, profiling a second trace, the shares
-of tracing spent on the training step and on the validation branch. Run it on a quiet machine:
+ones. This separates the parts on synthetic data of the task's shape: building the loop; tracing the
+training and the validation functions (``get_concrete_function``, in a second process so the
+first-call figure is not helped by it); the first call (tracing the training function, then its
+graph optimisation, kernel creation and one step while the validation function is traced); the rest
+of epoch 0 with the first validation; and later whole epochs with validation. Run it on a quiet machine:
 
     python scripts/bench_graph_loop.py --task artists --set model.pooling=true model.pool_size=2 model.pool_strides=2
 """
@@ -23,29 +23,10 @@ sys.path.insert(0, str(ROOT))
 def seconds(fn):
     start = time.perf_counter()
     out = fn()
-    for logs in out if isinstance(out, tuple) else ():
-        [float(v) for v in logs.values()]  # wait for the call to finish
+    for logs in out if isinstance(out, tuple) else (out,):
+        if isinstance(logs, dict):
+            [float(v) for v in logs.values()]  # wait for the call to finish
     return round(time.perf_counter() - start, 3)
-
-
-def trace_shares(model, cfg, classes, train_x, val_x, rng):
-    """Under cProfile, the share of a fresh loop's trace spent in the training loop body and in the
-    validation branch (their cumulative times over the whole trace)."""
-    import cProfile
-    import pstats
-
-    from kerascnn.graph_loop import GraphLoop
-
-    loop = GraphLoop(model, (train_x, rng.integers(0, classes, len(train_x))),
-                     (val_x, rng.integers(0, classes, len(val_x))), classes, cfg.batch_size)
-    profile = cProfile.Profile()
-    profile.runcall(loop._call.get_concrete_function)
-    stats = pstats.Stats(profile).stats  # {(file, line, name): (calls, primitive, own, cumulative, callers)}
-    total = sum(own for _, _, own, _, _ in stats.values())
-    part = {name: cumulative for (file, _, name), (_, _, _, cumulative, _) in stats.items()
-            if file.endswith("graph_loop.py") and name in ("train_body", "run_test")}
-    return {"trace_share_train_step": round(part.get("train_body", 0) / total, 2),
-            "trace_share_validation": round(part.get("run_test", 0) / total, 2)}
 
 
 def measure(args, trace_first):
@@ -74,12 +55,16 @@ def measure(args, trace_first):
 
     row["build_s"] = seconds(build)
     if trace_first:
-        row["trace_s"] = seconds(loop._call.get_concrete_function)
-        row.update(trace_shares(model, cfg, classes, train_x, val_x, rng))
+        import tensorflow as tf
+
+        zero = tf.constant(0)
+        row["trace_train_s"] = seconds(lambda: loop._train.get_concrete_function(
+            loop.train_x, loop.train_y, zero, zero, zero))
+        row["trace_validation_s"] = seconds(lambda: loop._test.get_concrete_function(*loop.val))
     steps = loop.steps_per_epoch()
     row["first_call_s"] = seconds(lambda: loop.train_batches(0, 0, 1))
-    row["rest_of_epoch_0_s"] = seconds(lambda: loop.train_batches(0, 1, steps, validate=True))
-    later = [seconds(lambda e=e: loop.train_batches(e, 0, steps, validate=True)) for e in range(1, 1 + args.epochs)]
+    row["rest_of_epoch_0_s"] = seconds(lambda: (loop.train_batches(0, 1, steps), loop.validate()))
+    later = [seconds(lambda e=e: (loop.train_batches(e, 0, steps), loop.validate())) for e in range(1, 1 + args.epochs)]
     row["later_epoch_ms"] = round(1000 * sorted(later)[len(later) // 2], 1)
     return row
 
@@ -101,9 +86,8 @@ def main():
     traced = json.loads(subprocess.run([sys.executable, *sys.argv, "--trace-first"], capture_output=True,
                                        text=True, check=True).stdout.strip().splitlines()[-1])
     row = measure(args, False)
-    row["trace_s"] = traced["trace_s"]
+    row["trace_train_s"], row["trace_validation_s"] = traced["trace_train_s"], traced["trace_validation_s"]
     row["first_call_without_trace_s"] = traced["first_call_s"]
-    row.update({k: v for k, v in traced.items() if k.startswith("trace_share")})
     for key, value in row.items():
         print(f"{key:28s} {value}")
     if args.json:

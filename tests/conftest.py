@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
+import kerascnn  # noqa: E402,F401  (before any test imports TensorFlow: the CPU kernels users get)
+
 
 def shared_data(name):
     """Path of a real dataset in ../shared/data, or skip the test saying why."""

@@ -107,6 +107,18 @@ def test_resume_and_visualize_commands(trained_run):
     assert figures[0].endswith("curves.png")
 
 
+def test_benchmark_reports_every_figure(trained_run):
+    _, data = trained_run
+    out = last_json(kerascnn("benchmark", "--task", "artists", "--data-dir", data, "--json", "--parts", "pipeline",
+                             "step", "run", "--synthetic-images", 32, "--set", "epochs=2", "batch_size=8"))
+    row = out["results"][0]
+    for key in ("decode_images_per_s", "pipeline_first_epoch", "pipeline_images_per_s", "pipeline_aug_images_per_s",
+                "step_images_per_s", "ms_per_step", "train_s", "first_epoch_s", "later_epoch_ms", "peak_mem_mb"):
+        assert row[key] > 0, key
+    assert row["epochs"] == 2 and row["batch"] == 8
+    assert out["runtime"]["backend"] == "tensorflow" and out["runtime"]["cpu_kernels"] in ("onednn", "eigen")
+
+
 def test_errors_are_clear_and_exit_2(tmp_path):
     proc = kerascnn("train", "--task", "artists", "--set", "epoch=3", check=False)
     assert proc.returncode == 2 and "unknown key 'epoch'" in proc.stderr and "epochs" in proc.stderr

@@ -48,6 +48,7 @@ def test_fused_update_is_one_kernel_per_variable():
     assert fused.count("ResourceApplyAdam") == len(variables)
     assert "ResourceApplyAdam" not in plain
     assert len(fused) < len(plain) / 2
+    assert fused.count("Pow") == 2  # the step's bias corrections are built once, not per variable
 
 
 def test_other_optimizers_are_left_alone():
