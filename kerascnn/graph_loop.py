@@ -5,10 +5,11 @@ iterator and validates through ``evaluate``, which has its own iterator, callbac
 On a small dataset that fixed work per call costs more than the arithmetic (BENCHMARKS.md, artists).
 Here the arrays already in memory become tensors once, and one ``tf.function`` runs Keras's own
 ``train_step`` over a range of batches in a ``tf.while_loop``; a second runs ``test_step`` over a
-whole split (traced while TensorFlow optimises the first, in parallel). Losses, metrics, loss scaling, optimizer updates and EMA are Keras's own, so the logs
-mean exactly what fit's mean, and callbacks get fit's hooks (epoch, test, and one batch hook pair per
-call). A call is sized to take about ``CALL_SECONDS``, so a slow model still reports progress and
-answers Ctrl-C between calls, and a fast one runs a whole epoch per call.
+whole split (traced and optimised while the first call trains, in parallel). Losses, metrics, loss
+scaling, optimizer updates and EMA are Keras's own, so the logs mean exactly what fit's mean, and
+callbacks get fit's hooks (epoch, test, and one batch hook pair per call). A call is sized to take
+about ``CALL_SECONDS``, so a slow model still reports progress and answers Ctrl-C between calls, and a
+fast one runs a whole epoch per call.
 """
 import time
 
@@ -100,12 +101,10 @@ class GraphLoop:
         return {k: tf.identity(v) for k, v in model.get_metrics_result().items()}
 
     def _test_all(self, x, y):
-        """Metrics reset, then Keras's test_step over all of (x, y); returns the test logs."""
+        """Keras's test_step over all of (x, y); returns the logs accumulated since the last metrics reset."""
         import tensorflow as tf
 
         model, size = self.model, self.batch_size
-        for metric in model.metrics:
-            metric.reset_state()
 
         def body(step):
             model.test_step((x[step * size:(step + 1) * size], y[step * size:(step + 1) * size]))
@@ -120,8 +119,9 @@ class GraphLoop:
         tensors, accumulated since the last ``model.reset_metrics()``.
 
         The first call traces the training function, then runs it (TensorFlow optimises the graph in C++)
-        while this thread traces the validation function (Python). On artists, this split and overlap
-        took the first call from 1.18-1.40 s to 0.68-0.83 s (BENCHMARKS.md, sixth session)."""
+        while this thread traces the validation function (Python) and has it optimised too. On artists
+        epoch 0's calls took 0.67-0.85 s in all, against 1.23-1.46 s with one function for both
+        (BENCHMARKS.md, sixth session)."""
         import tensorflow as tf
 
         args = (self.train_x, self.train_y, tf.constant(epoch), tf.constant(start), tf.constant(stop))
@@ -134,11 +134,18 @@ class GraphLoop:
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(self._train, *args)
             self._test.get_concrete_function(*self.val)
+            # An empty split runs no step and touches no variable: it only makes TensorFlow optimise the
+            # validation graph now, beside the training call, instead of at the end of the epoch.
+            self._test(self.val[0][:0], self.val[1][:0])
             return running.result()
 
     def validate(self):
-        """Loss and metrics on the validation split (metrics reset first), as tensors."""
-        return self._test(*self.val)
+        """Loss and metrics on the validation split, as tensors."""
+        return self._test_from_zero(*self.val)
+
+    def _test_from_zero(self, x, y):
+        self.model.reset_metrics()
+        return self._test(x, y)
 
     def steps_per_epoch(self):
         return -(-int(self.train_x.shape[0]) // self.batch_size)
@@ -152,7 +159,7 @@ class GraphLoop:
         if tensors is None:
             tensors = self._tensors(x, y)
             self._held = self._held[:self._splits_held] + [(x, y, tensors)]  # the latest other split only
-        return {k: float(v) for k, v in self._test(*tensors).items()}
+        return {k: float(v) for k, v in self._test_from_zero(*tensors).items()}
 
     def fit(self, callbacks, *, epochs, initial_epoch=0, verbose=1):
         """Epochs ``initial_epoch`` to ``epochs - 1`` with validation after each, as ``model.fit`` runs them.
