@@ -54,6 +54,7 @@ class Config:
     warmup_epochs: int = 0
     plateau_patience: int = 5
     early_stopping: int = 0
+    validation_freq: int = 1
     augment: list = field(default_factory=list)
     label_smoothing: float = 0.0
     ema: float = 0.0
@@ -102,7 +103,10 @@ FIELD_HELP = {
     "lr_gamma": "decay factor (step, plateau)",
     "lr_min": "floor of cosine schedules",
     "lr_restart_period": "epochs per cosine warm restart cycle",
-    "early_stopping": "patience in epochs on val accuracy; 0 = off",
+    "early_stopping": "patience in validations on val accuracy (epochs, with validation_freq=1); 0 = off",
+    "validation_freq": "validate every N epochs, and always after a phase's last epoch (as model.fit's "
+                       "validation_freq); rows in between have no val metrics, and the best checkpoint, early "
+                       "stopping and the plateau schedule act on validated epochs only",
     "augment": "list of augmentations, e.g. [flip,rotate:15]; see `kerascnn data augmentations`",
     "ema": "momentum of an exponential moving average of the weights (e.g. 0.99); validation, test tracking, "
            "checkpoints and evaluation use the averaged weights; 0 = off",
@@ -215,6 +219,8 @@ def _check_field(key, value, hint):
         raise ConfigError(f"{key}={value!r}: choose one of {', '.join(CHOICES[key])}")
     if key == "ema" and not 0.0 <= value < 1.0:
         raise ConfigError(f"ema={value!r}: a momentum in [0, 1), e.g. 0.99 (0 = off)")
+    if key == "validation_freq" and value < 1:
+        raise ConfigError(f"validation_freq={value!r}: validate every N >= 1 epochs, e.g. 5")
     if key == "zca_epsilon" and not value > 0:
         raise ConfigError(f"zca_epsilon={value!r}: must be > 0, e.g. 1.0")
     if key == "augment":

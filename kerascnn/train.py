@@ -20,7 +20,7 @@ import numpy as np
 
 from kerascnn import rundir
 from kerascnn.config import Config
-from kerascnn.graph_loop import GraphLoop, use_graph_loop
+from kerascnn.graph_loop import GraphLoop, use_graph_loop, validates
 from kerascnn.io import atomic_path, write_json
 
 
@@ -209,8 +209,16 @@ def _recorder_class():
             self.rows.append(row)
             rundir.write_history(self.run_dir, self.rows)
             st["epoch"] = epoch + 1
+            if "val_accuracy" in logs:  # a validated epoch (validation_freq)
+                self._after_validation(row)
+            due = time.monotonic() - self.last_checkpoint >= cfg.checkpoint_every
+            if due or self.model.stop_training or epoch + 1 in (cfg.epochs, total_epochs(cfg)):
+                self.checkpoint()
+
+        def _after_validation(self, row):
+            st, cfg = self.state, self.cfg
             if row["val_accuracy"] > st["best_val_accuracy"]:
-                st.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1, wait=0)
+                st.update(best_val_accuracy=row["val_accuracy"], best_epoch=row["epoch"], wait=0)
                 self.best_weights = self.model.get_weights()
                 self.best_dirty = True
             else:
@@ -220,9 +228,6 @@ def _recorder_class():
             if cfg.early_stopping and st["wait"] >= cfg.early_stopping:
                 st["stopped_early"] = True
                 self.model.stop_training = True
-            due = time.monotonic() - self.last_checkpoint >= cfg.checkpoint_every
-            if due or self.model.stop_training or epoch + 1 in (cfg.epochs, total_epochs(cfg)):
-                self.checkpoint()
 
         def _plateau_step(self, val_loss):
             st = self.state
@@ -253,14 +258,17 @@ def _recorder_class():
             self.last_checkpoint = time.monotonic()
 
     class TestTracker(keras.callbacks.Callback):
-        """Evaluates the test split after each epoch so learning curves can show it beside val."""
+        """Evaluates the test split after each validated epoch so learning curves can show it beside val."""
 
-        def __init__(self, evaluate):
-            """``evaluate()`` returns the model's (loss, accuracy) on the test split."""
+        def __init__(self, evaluate, follow_validation):
+            """``evaluate()`` returns the model's (loss, accuracy) on the test split; ``follow_validation``:
+            evaluate only after epochs that validated (validation_freq), else after every epoch."""
             super().__init__()
-            self.evaluate = evaluate
+            self.evaluate, self.follow_validation = evaluate, follow_validation
 
         def on_epoch_end(self, epoch, logs=None):
+            if self.follow_validation and "val_loss" not in logs:
+                return
             loss, acc = self.evaluate()
             logs.update(test_loss=loss, test_accuracy=acc)
 
@@ -380,7 +388,7 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
                 return logs["loss"], logs["accuracy"]
             return model.evaluate(test_ds, verbose=0)
 
-        callbacks.insert(0, tracker_class(evaluate_test))
+        callbacks.insert(0, tracker_class(evaluate_test, follow_validation=len(splits.val.x) > 0))
     if cfg.ema:
         callbacks.insert(0, averaged_weights_callback(resumed=bool(rows)))
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
@@ -394,10 +402,12 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
             # A new loop per phase: fine-tuning recompiles, so the traced steps must be traced again.
             loop = GraphLoop(model, (splits.train.x, splits.train.y), (splits.val.x, splits.val.y),
                              splits.num_classes, cfg.batch_size, augmentation=augmentation, seed=cfg.seed)
-            loop.fit(callbacks, epochs=epochs, initial_epoch=state["epoch"], verbose=0 if quiet else 1)
+            loop.fit(callbacks, epochs=epochs, initial_epoch=state["epoch"], verbose=0 if quiet else 1,
+                     validation_freq=cfg.validation_freq)
         else:
+            validated = [e + 1 for e in range(state["epoch"], epochs) if validates(cfg.validation_freq, e, epochs)]
             model.fit(train_ds, validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else "auto",
-                      epochs=epochs, initial_epoch=state["epoch"])
+                      epochs=epochs, initial_epoch=state["epoch"], validation_freq=validated)
 
     if state["phase"] == "train" and state["epoch"] < cfg.epochs and not state["stopped_early"]:
         run_epochs(cfg.epochs)

@@ -85,6 +85,32 @@ def test_early_stopping_stops_and_keeps_the_best(image_folder, tmp_path):
     assert metrics["epochs_run"] == metrics["best_epoch"] + 2
 
 
+@pytest.mark.parametrize("loop", ["graph", "fit"])
+def test_validation_freq_validates_every_nth_and_the_last_epoch(image_folder, tmp_path, loop):
+    metrics = train(tiny_config(image_folder, "epochs=7", "validation_freq=3", f"train_loop={loop}"),
+                    run_dir=tmp_path / "run", quiet=True)
+    history = rundir.read_history(tmp_path / "run")
+    validated = [r["epoch"] for r in history if not np.isnan(r["val_accuracy"])]
+    assert validated == [3, 6, 7] and len(history) == 7
+    assert metrics["best_epoch"] in validated
+    assert metrics["final"]["val_accuracy"] == history[-1]["val_accuracy"]
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+
+
+def test_early_stopping_patience_counts_validations(image_folder, tmp_path):
+    metrics = train(tiny_config(image_folder, "epochs=60", "early_stopping=2", "validation_freq=2",
+                                "learning_rate=1e-2"), run_dir=tmp_path / "run", quiet=True)
+    assert metrics["stopped_early"] and metrics["epochs_run"] < 60
+    assert metrics["epochs_run"] == metrics["best_epoch"] + 2 * 2
+
+
+def test_validation_freq_below_one_is_a_config_error(image_folder):
+    from kerascnn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="validation_freq"):
+        tiny_config(image_folder, "validation_freq=0")
+
+
 def test_learning_rate_schedules():
     cfg = resolve_config("artists", ["learning_rate=1.0", "epochs=10", "lr_schedule=step", "lr_step_size=3",
                                      "lr_gamma=0.5"])

@@ -171,9 +171,11 @@ def plot_curves(path, results, study):
         for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
             val = np.mean([[row[f"val_{key}"] for row in h[:n]] for h in histories], axis=0)
             tr = np.mean([[row[key] for row in h[:n]] for h in histories], axis=0)
-            marker = "o" if n == 1 else None  # a one-epoch run is a point, invisible as a line
-            ax.plot(epochs, val, color=color, label=variant, marker=marker)
-            ax.plot(epochs, tr, color=color, linestyle=":", alpha=0.6, marker=marker)
+            measured = np.isfinite(val)  # validation_freq leaves nan between validations
+            # A one-epoch run or sparse validations are points, invisible or hidden as a line alone.
+            marker = "o" if n == 1 or not measured.all() else None
+            ax.plot(epochs[measured], val[measured], color=color, label=variant, marker=marker, markersize=3)
+            ax.plot(epochs, tr, color=color, linestyle=":", alpha=0.6, marker="o" if n == 1 else None)
     for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)

@@ -13,10 +13,10 @@ def plot_history(rows, path, title=""):
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
-        ax.plot(epochs, [r[key] for r in rows], label=f"train {label}")
-        ax.plot(epochs, [r[f"val_{key}"] for r in rows], label=f"val {label}")
+        _plot_measured(ax, epochs, [r[key] for r in rows], f"train {label}")
+        _plot_measured(ax, epochs, [r[f"val_{key}"] for r in rows], f"val {label}")
         if f"test_{key}" in rows[0]:
-            ax.plot(epochs, [r[f"test_{key}"] for r in rows], label=f"test {label} (evaluated each epoch)")
+            _plot_measured(ax, epochs, [r[f"test_{key}"] for r in rows], f"test {label} (evaluated with val)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -27,3 +27,11 @@ def plot_history(rows, path, title=""):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def _plot_measured(ax, epochs, values, label):
+    """The epochs that have a value (validation_freq leaves nan between validations), marked with dots
+    where some are missing or there is only one, since a line alone would hide them."""
+    points = [(e, v) for e, v in zip(epochs, values) if v == v]
+    marker = "o" if len(points) < max(len(epochs), 2) else None
+    ax.plot([e for e, _ in points], [v for _, v in points], label=label, marker=marker, markersize=3)
