@@ -7,7 +7,7 @@ D=../shared/data
 python scripts/compare_torch.py --workload cifar-convnet --rounds 3
 python scripts/compare_torch.py --workload cifar-convnet --rounds 1 --set fast_conv_grad=false
 python scripts/compare_torch.py --workload cifar-convnet-bn --rounds 1
-python scripts/compare_torch.py --workload artists --rounds 5
+python scripts/compare_torch.py --workload artists --rounds 9  # same work as torch_ref, and validating every epoch
 TF_ENABLE_ONEDNN_OPTS=0 python scripts/compare_torch.py --workload artists --rounds 2
 # TensorFlow's oneDNN kernels (the default kerascnn sets) against its Eigen kernels, per task, alternating
 for row in "cifar10 800" "cifar10_bn 400" "caltech101_lenet 512" "caltech101_improved 512" "caltech101_resnet18 256" \
