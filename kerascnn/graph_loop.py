@@ -5,11 +5,12 @@ iterator and validates through ``evaluate``, which has its own iterator, callbac
 On a small dataset that fixed work per call costs more than the arithmetic (BENCHMARKS.md, artists).
 Here the arrays already in memory become tensors once, and one ``tf.function`` runs Keras's own
 ``train_step`` over a range of batches in a ``tf.while_loop``; a second runs ``test_step`` over a
-whole split (traced and optimised while the first call trains, in parallel). Losses, metrics, loss
+whole split (traced and optimised on a helper thread while training runs). Losses, metrics, loss
 scaling, optimizer updates and EMA are Keras's own, so the logs mean exactly what fit's mean, and
 callbacks get fit's hooks (epoch, test, and one batch hook pair per call). A call is sized to take
 about ``CALL_SECONDS``, so a slow model still reports progress and answers Ctrl-C between calls, and a
-fast one runs a whole epoch per call.
+fast one runs a whole epoch per call. (One batch per call, a smaller function to trace, was tried for
+short runs: on artists its later epochs lost more than its shorter tracing saved.)
 """
 import time
 
@@ -49,6 +50,32 @@ def validates(validation_freq, epoch, end_epoch):
     return (epoch + 1) % validation_freq == 0 or epoch + 1 == end_epoch
 
 
+def build_compiled_state(model, batch):
+    """Create the compiled loss's and metrics' state and the optimizer's slots before tracing, as fit
+    does: variables created while tracing make tf.function trace everything twice.
+
+    Keras's ``_symbolic_build`` gets the prediction's shape by running the whole model symbolically,
+    which on artists took about a tenth of a second, as long as ten later epochs. A built functional
+    model already holds its outputs as symbolic tensors, so those build the same state directly; any
+    other model takes Keras's way."""
+    import keras
+
+    x, y = batch
+    built = isinstance(model, keras.Model) and hasattr(model, "_outputs_struct") \
+        and all(layer.built for layer in model._flatten_layers())
+    if not built:
+        model._symbolic_build(data_batch=batch)
+        return
+    y_true = keras.KerasTensor(y.shape, keras.backend.standardize_dtype(y.dtype))
+    y_pred = model._outputs_struct
+    for compiled in (model._compile_loss, model._compile_metrics):
+        if compiled is not None and not compiled.built:
+            compiled.build(y_true, y_pred)
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model._post_build()
+
+
 class GraphLoop:
     """Trains and evaluates ``model`` (compiled) on in-memory arrays, driving Keras callbacks like fit."""
 
@@ -65,19 +92,18 @@ class GraphLoop:
         # Arrays already held as tensors, found by identity: evaluate() converts each split only once.
         self._held = [(*train, (self.train_x, self.train_y))] + ([(*val, self.val)] if self.val is not None else [])
         self._splits_held = len(self._held)
-        # Build the compiled metrics outside the traced function, as fit does: variables created
-        # while tracing make tf.function trace everything twice.
-        model._symbolic_build(data_batch=(np.asarray(train[0][:1]), one_hot_labels(train[1][:1], num_classes)))
+        build_compiled_state(model, (np.asarray(train[0][:1]), one_hot_labels(train[1][:1], num_classes)))
         images = tf.TensorSpec([None, *self.train_x.shape[1:]], self.train_x.dtype)
         labels = tf.TensorSpec([None, num_classes], tf.float32)
         scalar = tf.TensorSpec([], tf.int32)
-        self._train = tf.function(self._train_range, autograph=False, reduce_retracing=True,
-                                  input_signature=[images, labels, scalar, scalar, scalar])
-        self._test = tf.function(self._test_all, autograph=False, reduce_retracing=True,
-                                 input_signature=[images, labels])
-        self._reset = tf.function(model.reset_metrics, autograph=False)
-        self._reset_traced = False
-        self._first_call = True
+        self._train_function = tf.function(self._train_range, autograph=False,
+                                           input_signature=[images, labels, scalar, scalar, scalar])
+        self._test_function = tf.function(self._test_all, autograph=False, input_signature=[images, labels])
+        self._reset_function = tf.function(model.reset_metrics, autograph=False)
+        # Concrete functions, called directly: a tf.function call first matches its arguments to the
+        # signature in Python, a visible share of a small epoch.
+        self._train = self._test = self._reset = None
+        self._preparing = None  # the helper thread's future while it prepares validation
         self.steps_per_call = 1  # the first call also traces; later calls are sized from measured speed
         self._timed = False
 
@@ -123,9 +149,9 @@ class GraphLoop:
         return model.get_metrics_result()
 
     def reset_metrics(self):
-        """``model.reset_metrics()``, through a traced function once the first call has traced it: one
-        call instead of Keras's eager assignment per metric variable (1.3 ms, twice an epoch, on artists)."""
-        if self._reset_traced:
+        """``model.reset_metrics()``, through a traced function once one is ready: one call instead of
+        Keras's eager assignment per metric variable (1.3 ms, twice an epoch, on artists)."""
+        if self._reset is not None:
             self._reset()
         else:
             self.model.reset_metrics()
@@ -135,40 +161,48 @@ class GraphLoop:
         tensors, accumulated since the epoch's first batch.
 
         The first call traces the training function, then runs it (TensorFlow optimises the graph in C++)
-        while this thread traces the validation function (Python) and has it optimised too. On artists
-        epoch 0's calls took 0.67-0.85 s in all, against 1.23-1.46 s with one function for both
-        (BENCHMARKS.md, sixth session)."""
+        while a helper thread traces the validation function (Python) and has it optimised too.
+        Validation waits for the helper; training does not, so a run that validates late does not wait
+        at all (BENCHMARKS.md, ninth session)."""
         import tensorflow as tf
 
         args = (self.train_x, self.train_y, tf.constant(epoch), tf.constant(start), tf.constant(stop))
-        if not self._first_call or self.val is None:
-            return self._train(*args)
-        from concurrent.futures import ThreadPoolExecutor
+        if self._train is None:
+            self._train = self._train_function.get_concrete_function(*args)
+            if self.val is not None:
+                from concurrent.futures import ThreadPoolExecutor
 
-        self._first_call = False
-        self._train.get_concrete_function(*args)
-        with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(self._train, *args)
-            self._test.get_concrete_function(*self.val)
-            # An empty split runs no step and touches no variable: it only makes TensorFlow optimise the
-            # validation graph now, beside the training call, instead of at the end of the epoch.
-            self._test(*self._empty_val())
-            self._reset.get_concrete_function()  # traced only: running it now would reset the training metrics
-            self._reset_traced = True
-            return running.result()
+                pool = ThreadPoolExecutor(1, thread_name_prefix="kerascnn-prepare-validation")
+                self._preparing = pool.submit(self._prepare_evaluation)
+                pool.shutdown(wait=False)
+        return self._train(*args)
 
-    def _empty_val(self):
-        """No validation images and labels, made on the host: slicing the tensors would run (and first
-        create) a kernel on this thread while it is the one the first epoch waits for."""
+    def _prepare_evaluation(self):
+        """Trace the validation and metrics-reset functions and run the former on an empty split, which
+        runs no step and touches no variable: it only makes TensorFlow optimise the graph now."""
         import tensorflow as tf
 
-        return [tf.constant(np.zeros((0, *t.shape[1:]), t.dtype.as_numpy_dtype)) for t in self.val]
+        test = self._test_function.get_concrete_function(*self.val)
+        # Made on the host: slicing the tensors would run (and first create) kernels.
+        test(*[tf.constant(np.zeros((0, *t.shape[1:]), t.dtype.as_numpy_dtype)) for t in self.val])
+        self._test = test
+        self._reset = self._reset_function.get_concrete_function()  # traced only: running it would reset training's metrics
+
+    def _ready_to_evaluate(self):
+        """Wait for the helper thread (raising what it raised), or prepare here if it never started."""
+        if self._preparing is not None:
+            preparing, self._preparing = self._preparing, None
+            preparing.result()
+        if self._test is None:
+            self._test = self._test_function.get_concrete_function(*(self.val or (self.train_x, self.train_y)))
+            self._reset = self._reset_function.get_concrete_function()
 
     def validate(self):
         """Loss and metrics on the validation split, as tensors."""
         return self._test_from_zero(*self.val)
 
     def _test_from_zero(self, x, y):
+        self._ready_to_evaluate()
         self.reset_metrics()
         return self._test(x, y)
 
@@ -201,31 +235,35 @@ class GraphLoop:
         model.stop_training = False
         callbacks.on_train_begin()
         epoch_logs = None
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            callbacks.on_epoch_begin(epoch)
-            start, logs = 0, {}
-            while start < steps:
-                stop = min(steps, start + self.steps_per_call)
-                callbacks.on_train_batch_begin(start)
-                t = time.perf_counter()
-                logs = self.train_batches(epoch, start, stop)
-                seconds = time.perf_counter() - t
-                callbacks.on_train_batch_end(stop - 1, logs)
-                if self._timed:
-                    self.steps_per_call = max(1, int(CALL_SECONDS * (stop - start) / max(seconds, 1e-6)))
-                self._timed, start = True, stop
+        try:
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                callbacks.on_epoch_begin(epoch)
+                start, logs = 0, {}
+                while start < steps:
+                    stop = min(steps, start + self.steps_per_call)
+                    callbacks.on_train_batch_begin(start)
+                    t = time.perf_counter()
+                    logs = self.train_batches(epoch, start, stop)
+                    seconds = time.perf_counter() - t
+                    callbacks.on_train_batch_end(stop - 1, logs)
+                    if self._timed:
+                        self.steps_per_call = max(1, int(CALL_SECONDS * (stop - start) / max(seconds, 1e-6)))
+                    self._timed, start = True, stop
+                    if model.stop_training:
+                        break
+                epoch_logs = {k: float(v) for k, v in logs.items()}
+                if self.val is not None and validates(validation_freq, epoch, epochs):
+                    callbacks.on_test_begin()
+                    val_logs = {k: float(v) for k, v in self.validate().items()}
+                    callbacks.on_test_end(val_logs)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                callbacks.on_epoch_end(epoch, epoch_logs)
                 if model.stop_training:
                     break
-            epoch_logs = {k: float(v) for k, v in logs.items()}
-            if self.val is not None and validates(validation_freq, epoch, epochs):
-                callbacks.on_test_begin()
-                val_logs = {k: float(v) for k, v in self.validate().items()}
-                callbacks.on_test_end(val_logs)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            callbacks.on_epoch_end(epoch, epoch_logs)
-            if model.stop_training:
-                break
+        finally:
+            if self._preparing is not None:  # no helper thread outlives the phase
+                self._preparing.exception()
         if epochs > 0:  # as fit: with EMA this leaves the averaged weights in the model
             model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs=epoch_logs)

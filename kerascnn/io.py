@@ -1,6 +1,7 @@
 """Atomic file writes: a reader (or a killed run) never sees a half-written file."""
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,17 @@ def atomic_path(path):
 def atomic_write(path, data):
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def link_or_copy(src, dst):
+    """Make ``dst`` a second name for the finished file ``src`` (a copy where links are not allowed).
+    Safe because run files are only ever replaced by rename, never written in place."""
+    src, dst = Path(src), Path(dst)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def write_json(path, obj):

@@ -21,7 +21,12 @@ import numpy as np
 from kerascnn import rundir
 from kerascnn.config import Config
 from kerascnn.graph_loop import GraphLoop, use_graph_loop, validates
-from kerascnn.io import atomic_path, write_json
+from kerascnn.io import atomic_path, link_or_copy, write_json
+
+# history.csv is rewritten at most this often (and at every checkpoint): rewriting it after every
+# epoch is a visible share of a small model's epoch. Rows after the last checkpoint are redone on
+# resume anyway, so a killed run loses nothing by it.
+HISTORY_EVERY = 1.0
 
 
 def configure_runtime(cfg):
@@ -190,16 +195,38 @@ def _recorder_class():
             self.run_dir, self.cfg, self.state, self.rows, self.quiet = Path(run_dir), cfg, state, rows, quiet
             self.best_weights = None
             self.best_dirty = False
-            self.last_checkpoint = time.monotonic()
+            self.last_checkpoint = self.last_history = time.monotonic()
+            self.history_dirty = False
+            self.mark = None  # when the time not yet counted in train_seconds began
+            self.assigned_lr = None
+
+        def start_phase(self):
+            """Start the clock of a training phase, before anything of it is built: a run's seconds
+            are wall time, the graph loop's set-up, history and checkpoints included."""
+            self.mark = time.perf_counter()
+            self.assigned_lr = None  # a phase may bring a new optimizer (fine-tuning recompiles)
+
+        def end_phase(self):
+            """Count the phase's time after its last epoch's row (that epoch's checkpoint)."""
+            if self.mark is not None:
+                self.state["train_seconds"] += time.perf_counter() - self.mark
+                self.mark = None
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_start = time.perf_counter()
+            if self.mark is None:
+                self.mark = time.perf_counter()
             if self.cfg.lr_schedule != "plateau":
-                self.model.optimizer.learning_rate.assign(learning_rate_at(self.cfg, epoch))
+                lr = learning_rate_at(self.cfg, epoch)
+                if lr != self.assigned_lr:  # an eager assign per epoch is a visible cost on tiny epochs
+                    self.model.optimizer.learning_rate.assign(lr)
+                    self.assigned_lr = lr
 
         def on_epoch_end(self, epoch, logs=None):
+            """Record the epoch. Its ``seconds`` run from the end of the previous epoch's bookkeeping
+            (or the phase's start) to now, so the rows add up to the phase's wall time."""
             logs = logs or {}
-            seconds = time.perf_counter() - self.epoch_start
+            now = time.perf_counter()
+            seconds, self.mark = now - self.mark, now
             st, cfg = self.state, self.cfg
             st["train_seconds"] += seconds
             keys = ("loss", "accuracy", "val_loss", "val_accuracy") + (
@@ -207,13 +234,19 @@ def _recorder_class():
             row = {"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in keys},
                    "lr": current_lr(self.model), "seconds": round(seconds, 4)}
             self.rows.append(row)
-            rundir.write_history(self.run_dir, self.rows)
+            self.history_dirty = True
             st["epoch"] = epoch + 1
             if "val_accuracy" in logs:  # a validated epoch (validation_freq)
                 self._after_validation(row)
             due = time.monotonic() - self.last_checkpoint >= cfg.checkpoint_every
             if due or self.model.stop_training or epoch + 1 in (cfg.epochs, total_epochs(cfg)):
                 self.checkpoint()
+            elif time.monotonic() - self.last_history >= HISTORY_EVERY:
+                self.write_history()
+
+        def write_history(self):
+            rundir.write_history(self.run_dir, self.rows)
+            self.history_dirty, self.last_history = False, time.monotonic()
 
         def _after_validation(self, row):
             st, cfg = self.state, self.cfg
@@ -241,16 +274,25 @@ def _recorder_class():
                 st["plateau_wait"] = 0
 
         def checkpoint(self):
-            """Write best (if changed) and last under new names, record them, then rename into place."""
+            """Write the history, best (if changed) and last under new names, record them, then
+            rename into place. When the best weights are the current ones, best is last's file."""
             epoch = self.state["epoch"]
+            if self.history_dirty or not (self.run_dir / "history.csv").exists():
+                self.write_history()
             pending = {}
+            last = self.run_dir / f"last-e{epoch}.keras"
+            best_is_last = False
             if self.best_dirty:
                 current = self.model.get_weights()
-                self.model.set_weights(self.best_weights)
-                self.model.save(self.run_dir / f"best-e{epoch}.keras")
-                self.model.set_weights(current)
+                best_is_last = all(np.array_equal(a, b) for a, b in zip(current, self.best_weights))
+                if not best_is_last:
+                    self.model.set_weights(self.best_weights)
+                    self.model.save(self.run_dir / f"best-e{epoch}.keras")
+                    self.model.set_weights(current)
                 pending[f"best-e{epoch}.keras"] = "best.keras"
-            self.model.save(self.run_dir / f"last-e{epoch}.keras")
+            self.model.save(last)
+            if best_is_last:
+                link_or_copy(last, self.run_dir / f"best-e{epoch}.keras")
             pending[f"last-e{epoch}.keras"] = "last.keras"
             write_json(self.run_dir / "state.json", {**self.state, "pending": pending})
             finish_pending(self.run_dir, pending)
@@ -397,6 +439,13 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
 
     def run_epochs(epochs):
+        recorder.start_phase()
+        try:
+            fit_epochs(epochs)
+        finally:
+            recorder.end_phase()
+
+    def fit_epochs(epochs):
         nonlocal loop
         if graph:
             # A new loop per phase: fine-tuning recompiles, so the traced steps must be traced again.

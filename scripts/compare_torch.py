@@ -7,7 +7,8 @@ PyTorch, then kerascnn, so both see the same machine state; run it on a quiet ma
     python scripts/compare_torch.py --workload cifar-convnet --rounds 3
 
 artists: PyTorch's training-loop seconds for 50 epochs against kerascnn's training seconds of a full
-``train`` run (which also records history and writes checkpoints). torch_ref's SimpleCNN max-pools after
+``train`` run: the wall time of its training phase, from before the loop is built to the last
+checkpoint, so tracing, history and checkpoint writes are all counted. torch_ref's SimpleCNN max-pools after
 each conv (12,507 parameters), so the kerascnn side trains the same network (``model.pooling=true``); the
 assignment's starter, kerascnn's ``artists`` default, has no pooling. torch_ref's loop measures validation
 accuracy once, after training and outside its timer; the same work on the kerascnn side is

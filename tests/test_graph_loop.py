@@ -65,6 +65,25 @@ def test_trains_like_model_fit():
     assert loop_logs.epochs[-1]["loss"] < loop_logs.epochs[0]["loss"]
 
 
+def compiled_state(model):
+    """Metric variables by path, optimizer variables by shape (their paths carry unique layer numbers)."""
+    return (sorted(v.path for v in model.metrics_variables),
+            sorted((tuple(v.shape), str(v.dtype)) for v in model.optimizer.variables))
+
+
+@pytest.mark.parametrize("recipe", [{}, {"ema": 0.5, "label_smoothing": 0.1}])
+def test_compiled_state_is_built_as_keras_builds_it(recipe):
+    # The loop builds the loss, metrics and optimizer state from the model's symbolic outputs instead of
+    # Keras's symbolic forward pass: the same variables, so the same training (test above).
+    batch = (np.zeros((1, 16, 16, 3), np.uint8), np.eye(3, dtype=np.float32)[:1])
+    ours, keras_own = small_model(**recipe), small_model(**recipe)
+    graph_loop.build_compiled_state(ours, batch)
+    keras_own._symbolic_build(data_batch=batch)
+    assert compiled_state(ours) == compiled_state(keras_own)
+    assert all(compiled_state(ours))
+    assert ours.optimizer.built and ours._compile_metrics.built and ours._compile_loss.built
+
+
 def test_weight_averaging_validates_like_model_fit():
     # Keras's EMA swap acts in on_test_begin, so the loop validates in a call of its own, after the swap.
     train, val = colour_data(48, 0), colour_data(20, 1)
@@ -86,6 +105,17 @@ def test_an_epoch_split_over_many_calls_trains_as_one_call(monkeypatch):
     GraphLoop(split, train, val, 3, 8).fit([split_logs], epochs=3, verbose=0)
     assert split_logs.calls == 3 * 8 and whole_logs.calls < split_logs.calls
     assert_same_training(whole, whole_logs.epochs, split, split_logs.epochs)
+
+
+def test_validation_is_prepared_beside_training_and_its_errors_surface(monkeypatch):
+    train, val = colour_data(48, 0), colour_data(20, 1)
+
+    def broken(self):
+        raise RuntimeError("tracing failed")
+
+    monkeypatch.setattr(GraphLoop, "_prepare_evaluation", broken)
+    with pytest.raises(RuntimeError, match="tracing failed"):
+        GraphLoop(small_model(), train, val, 3, 16).fit([], epochs=2, verbose=0)
 
 
 def test_evaluate_matches_keras_evaluate():

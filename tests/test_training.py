@@ -38,6 +38,25 @@ def test_learns_a_small_synthetic_problem_and_writes_the_run_directory(image_fol
     assert not list(run.glob("*-e*.keras")) and not list(run.glob(".*tmp*"))
 
 
+def test_run_seconds_are_the_epochs_wall_time(image_folder, tmp_path):
+    # Each row's seconds run from the previous row's bookkeeping to its own, so they add up to the
+    # phase's wall time (set-up, history and checkpoints included), which train_seconds reports.
+    start = time.perf_counter()
+    metrics = train(tiny_config(image_folder, "epochs=4"), run_dir=tmp_path / "run", quiet=True)
+    wall = time.perf_counter() - start
+    seconds = [r["seconds"] for r in rundir.read_history(tmp_path / "run")]
+    assert len(seconds) == 4 and min(seconds) > 0
+    assert sum(seconds) - 1e-3 <= metrics["train_seconds"] < wall
+
+
+def test_best_checkpoint_of_the_last_epoch_is_the_last_checkpoint(image_folder, tmp_path):
+    # One validation, after the last epoch: the best weights are the final ones, written once.
+    train(tiny_config(image_folder, "epochs=3", "validation_freq=3"), run_dir=tmp_path / "run", quiet=True)
+    best, last = tmp_path / "run" / "best.keras", tmp_path / "run" / "last.keras"
+    assert best.read_bytes() == last.read_bytes()
+    assert not list((tmp_path / "run").glob("*-e*.keras"))
+
+
 def test_same_seed_repeats_the_run(image_folder, tmp_path):
     a = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "a", quiet=True)
     b = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "b", quiet=True)
@@ -83,6 +102,10 @@ def test_early_stopping_stops_and_keeps_the_best(image_folder, tmp_path):
                     run_dir=tmp_path / "run", quiet=True)
     assert metrics["stopped_early"] and metrics["epochs_run"] < 60
     assert metrics["epochs_run"] == metrics["best_epoch"] + 2
+    import keras
+
+    best, last = (keras.models.load_model(tmp_path / "run" / f"{name}.keras") for name in ("best", "last"))
+    assert not all(np.array_equal(a, b) for a, b in zip(best.get_weights(), last.get_weights()))
 
 
 @pytest.mark.parametrize("loop", ["graph", "fit"])
