@@ -382,8 +382,6 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
         state = None
     graph = use_graph_loop(cfg)  # before anything is written: a train_loop this run cannot use is an error
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", cfg.to_dict())
 
     configure_runtime(cfg)
     scope = distribution_scope(cfg)
@@ -391,7 +389,6 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     t_data = time.perf_counter()
     splits = load_dataset(cfg)
     data_seconds = time.perf_counter() - t_data
-    write_json(run_dir / "class_names.json", list(splits.class_names))
     augmentation = build_augmentation(cfg.augment, seed=cfg.seed)
     batches = dict(num_classes=splits.num_classes, batch_size=cfg.batch_size, pipeline=cfg.input_pipeline)
     if not graph:
@@ -401,6 +398,11 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
                               **{**batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
     if cfg.track_test and (splits.test is None or (splits.test.y < 0).all()):
         raise ValueError(f"track_test needs a labelled test split; dataset {cfg.dataset!r} has none")
+    # Only now, with the data loaded and the recipe checked: a run that cannot start leaves no directory
+    # behind to block the same --run-dir next time.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    write_json(run_dir / "class_names.json", list(splits.class_names))
 
     with scope():
         if state is not None and (run_dir / "last.keras").exists():

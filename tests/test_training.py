@@ -57,6 +57,15 @@ def test_best_checkpoint_of_the_last_epoch_is_the_last_checkpoint(image_folder, 
     assert not list((tmp_path / "run").glob("*-e*.keras"))
 
 
+def test_a_run_that_cannot_start_leaves_no_run_directory(image_folder, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        train(tiny_config(tmp_path / "no-such-data"), run_dir=tmp_path / "run", quiet=True)
+    with pytest.raises(ValueError, match="track_test needs a labelled test split"):
+        train(tiny_config(image_folder, "track_test=true"), run_dir=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+    train(tiny_config(image_folder, "epochs=1"), run_dir=tmp_path / "run", quiet=True)  # the same --run-dir now works
+
+
 def test_same_seed_repeats_the_run(image_folder, tmp_path):
     a = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "a", quiet=True)
     b = train(tiny_config(image_folder, "epochs=3"), run_dir=tmp_path / "b", quiet=True)
