@@ -26,6 +26,19 @@ def peak_memory_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def accelerator_peak_mb():
+    """Peak memory of JAX's first accelerator so far, or None on a CPU (where the process's RSS says it)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    return round(stats["peak_bytes_in_use"] / 2**20, 1) if stats and "peak_bytes_in_use" in stats else None
+
+
 def decode_throughput(cfg):
     """Load the dataset into a fresh cache directory: images/s of decoding, then of the cached reload."""
     from kerascnn.data import load_dataset
@@ -159,5 +172,8 @@ def run_benchmark(args):
                 if "run" in args.parts:
                     row.update(full_run(cfg))
             row["peak_mem_mb"] = peak_memory_mb()
+            device_peak = accelerator_peak_mb()
+            if device_peak is not None:
+                row["device_peak_mem_mb"] = device_peak
             rows.append(row)
     return rows

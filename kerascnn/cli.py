@@ -135,9 +135,12 @@ def cmd_predict(args):
 
 
 def cmd_export(args):
-    from kerascnn.export import FORMATS, export_run, verify_export
+    from kerascnn.export import FORMATS, available_formats, export_run, verify_export
 
-    formats = FORMATS if "all" in args.format else tuple(args.format)
+    formats = available_formats() if "all" in args.format else tuple(args.format)
+    if "all" in args.format and formats != FORMATS:
+        print(f"note: TensorFlow is not installed, so --format all exports {', '.join(formats)} only",
+              file=sys.stderr)
     written = export_run(args.run, formats, checkpoint=args.checkpoint)
     payload = {"run_dir": args.run, "exported": written}
     text = "\n".join(f"{fmt:10s} {path}" for fmt, path in written.items())

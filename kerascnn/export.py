@@ -6,6 +6,7 @@ from that SavedModel (``TFLiteConverter.from_keras_model`` fails for Keras 3 mod
 ``verify_export`` reloads the exported files in a fresh Python process and compares them with
 ``best.keras`` on the validation images.
 """
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,14 @@ from kerascnn import rundir
 from kerascnn.io import atomic_path
 
 FORMATS = ("keras", "savedmodel", "tflite")
+TENSORFLOW_FORMATS = ("savedmodel", "tflite")
+
+
+def available_formats():
+    """The formats this environment can write: SavedModel and TFLite are TensorFlow's own."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return tuple(f for f in FORMATS if f not in TENSORFLOW_FORMATS)
+    return FORMATS
 
 
 def export_savedmodel(model, path):
@@ -49,6 +58,10 @@ def export_tflite(savedmodel_dir, path):
 
 def export_run(run_dir, formats=FORMATS, out_dir=None, checkpoint="best"):
     """Write the requested formats under ``RUN/export/``; returns {format: path}."""
+    unavailable = [f for f in formats if f not in available_formats()]
+    if unavailable:
+        raise ValueError(f"exporting {', '.join(unavailable)} needs TensorFlow, which is not installed here "
+                         "(pip install tensorflow, or export with --format keras on this backend)")
     out = Path(out_dir or Path(run_dir) / "export")
     out.mkdir(parents=True, exist_ok=True)
     model = rundir.load_model(run_dir, checkpoint)

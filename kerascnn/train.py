@@ -435,8 +435,11 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
         callbacks.insert(0, tracker_class(evaluate_test, follow_validation=len(splits.val.x) > 0))
     if cfg.ema:
         callbacks.insert(0, averaged_weights_callback(resumed=bool(rows)))
-    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        warnings.warn("tensorboard is not installed: no TensorBoard logs for this run")
+    # Keras's TensorBoard callback writes through tf.summary on every backend, so it needs both packages.
+    missing = [name for name in ("tensorboard", "tensorflow") if importlib.util.find_spec(name) is None]
+    if cfg.tensorboard and missing:
+        verb = "is" if len(missing) == 1 else "are"
+        warnings.warn(f"{' and '.join(missing)} {verb} not installed: no TensorBoard logs for this run")
     elif cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False))
 

@@ -1,15 +1,18 @@
 """The same training code on other input paths, backends and device counts.
 
-TensorFlow-free input (keras PyDataset), the JAX backend, and data-parallel training over two
-logical CPU devices (TensorFlow MirroredStrategy, JAX DataParallel) compared with one device.
-Backends are chosen per process, so those checks run in subprocesses.
+TensorFlow-free input (keras PyDataset), the JAX backend (also with TensorFlow absent, as on the
+lent GPU machine), and data-parallel training over two logical CPU devices (TensorFlow
+MirroredStrategy, JAX DataParallel) compared with one device. Backends are chosen per process, so
+those checks run in subprocesses.
 """
 import importlib.util
 import json
 import os
+import site
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +127,41 @@ def test_jax_data_parallel_on_two_host_devices_matches_one(even_data, tmp_path):
     one = run_python(TRAIN_SCRIPT, even_data, tmp_path / "one", "input_pipeline=numpy", env=env)
     two = run_python(TRAIN_SCRIPT, even_data, tmp_path / "two", "input_pipeline=numpy", "distribute=true", env=env)
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-4)
+
+
+@needs_jax
+def test_cli_on_jax_where_tensorflow_is_absent(image_folder, tmp_path):
+    """The GPU machine's environment: JAX and TensorBoard installed, TensorFlow and tf-keras-vis not."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    for folder in map(Path, site.getsitepackages()):
+        for entry in folder.iterdir():
+            if not entry.name.startswith(("tensorflow", "tf_keras_vis")) and not (site_dir / entry.name).exists():
+                (site_dir / entry.name).symlink_to(entry)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": f"{site_dir}{os.pathsep}{ROOT}",
+           "PYTHONWARNINGS": "ignore"}
+
+    def python(*args):  # -S: no site-packages but the filtered copy
+        return subprocess.run([sys.executable, "-S", *map(str, args)], capture_output=True, text=True, env=env,
+                              timeout=600)
+
+    probe = python("-c", "import importlib.util as u; print(u.find_spec('tensorflow'), u.find_spec('jax') is None)")
+    assert probe.stdout.split() == ["None", "False"], probe.stderr[-2000:]
+
+    run = tmp_path / "run"
+    trained = python("-m", "kerascnn", "train", "--task", "artists", "--data-dir", image_folder, "--run-dir", run,
+                     "--set", "epochs=2", "batch_size=8", "--quiet")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert {"best.keras", "last.keras", "history.csv", "metrics.json"} <= {p.name for p in run.iterdir()}
+    assert not (run / "tensorboard").exists()
+
+    exported = python("-m", "kerascnn", "export", run, "--verify", "--json")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    report = json.loads(exported.stdout.strip().splitlines()[-1])
+    assert set(report["exported"]) == {"keras"}
+    assert report["verify"]["keras"]["same_predictions"] == report["verify"]["keras"]["images"] > 0
+
+    savedmodel = python("-m", "kerascnn", "export", run, "--format", "savedmodel")
+    assert savedmodel.returncode == 2 and "needs TensorFlow" in savedmodel.stderr
+    gradcam = python("-m", "kerascnn", "visualize", run, "--kind", "gradcam")
+    assert gradcam.returncode == 2 and "tf-keras-vis" in gradcam.stderr
