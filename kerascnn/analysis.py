@@ -46,33 +46,53 @@ def _pair(v):
     return v[0] if isinstance(v, (tuple, list)) else v
 
 
-def stack_from_model(model):
-    """RFLayers for the conv, pooling and zero-padding layers of a Keras model, in order.
-
-    Follows the main path of the functional graph in layer order; for residual networks that is
-    the longest path, which is what bounds the receptive field.
-    """
+def _rf_layer(layer, node):
+    """The RFLayer of a conv, pooling or zero-padding layer called at ``node``; None for any other layer."""
     from keras import layers
 
-    stack = []
-    for layer in model.layers:
-        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)):
-            kind, k, s, d = "conv", _pair(layer.kernel_size), _pair(layer.strides), _pair(layer.dilation_rate)
-        elif isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D)):
-            kind, k, s, d = "pool", _pair(layer.pool_size), _pair(layer.strides), 1
-        elif isinstance(layer, layers.ZeroPadding2D):
-            pad = layer.padding[0][0] if isinstance(layer.padding[0], (tuple, list)) else layer.padding[0]
-            stack.append(RFLayer(layer.name, "pad", 1, 1, int(pad)))
+    if isinstance(layer, layers.ZeroPadding2D):
+        pad = layer.padding[0][0] if isinstance(layer.padding[0], (tuple, list)) else layer.padding[0]
+        return RFLayer(layer.name, "pad", 1, 1, int(pad))
+    if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)):
+        kind, k, s, d = "conv", _pair(layer.kernel_size), _pair(layer.strides), _pair(layer.dilation_rate)
+    elif isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D)):
+        kind, k, s, d = "pool", _pair(layer.pool_size), _pair(layer.strides), 1
+    else:
+        return None
+    # The input of this call, not ``layer.input``: a layer reused from another model has several calls.
+    p = same_padding(node.input_tensors[0].shape[1], k, s, d) if layer.padding == "same" else 0
+    return RFLayer(layer.name, kind, int(k), int(s), int(p), int(d))
+
+
+def stack_from_model(model):
+    """RFLayers for the conv, pooling and zero-padding layers on the main path of a Keras model.
+
+    The main path runs through the functional graph from the input to the output and, where
+    branches merge (Add, Concatenate, Multiply), follows the branch with the largest receptive
+    field, which is what bounds the field of everything after the merge. In a residual network
+    that is the branch through the 3x3 convolutions: a 1x1 projection shortcut runs beside it, so
+    chaining every layer in ``model.layers`` order would apply each stage's stride twice.
+    """
+    best = {}  # id of a symbolic tensor -> (receptive field, jump, RFLayers) of its main path
+    pending = list(model.outputs)
+    while pending:
+        tensor = pending[-1]
+        if id(tensor) in best:
+            pending.pop()
             continue
-        else:
+        layer, node_index, _ = tensor._keras_history
+        node = layer._inbound_nodes[node_index]
+        unresolved = [t for t in node.input_tensors if id(t) not in best]
+        if unresolved:
+            pending.extend(unresolved)
             continue
-        if getattr(layer, "padding", "valid") == "same":
-            size = layer.input.shape[1]
-            p = same_padding(size, k, s, d)
-        else:
-            p = 0
-        stack.append(RFLayer(layer.name, kind, int(k), int(s), int(p), int(d)))
-    return stack
+        pending.pop()
+        r, j, stack = max((best[id(t)] for t in node.input_tensors), key=lambda path: path[:2], default=(1, 1, []))
+        rf_layer = _rf_layer(layer, node)
+        if rf_layer is not None:
+            r, j, stack = r + rf_layer.dilation * (rf_layer.kernel - 1) * j, j * rf_layer.stride, stack + [rf_layer]
+        best[id(tensor)] = (r, j, stack)
+    return max((best[id(t)] for t in model.outputs), key=lambda path: path[:2])[2]
 
 
 def parse_stack(text):

@@ -79,7 +79,7 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     import keras
 
     from kerascnn.data.pipeline import make_dataset
-    from kerascnn.graph_loop import GraphLoop, use_graph_loop
+    from kerascnn.speedups.graph_loop import GraphLoop, use_graph_loop
     from kerascnn.train import build_model, compile_model, configure_runtime
 
     configure_runtime(cfg)
@@ -89,7 +89,7 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     y = rng.integers(0, num_classes, images)
     model = build_model(cfg, input_shape, num_classes)
     compile_model(model, cfg)
-    if use_graph_loop(cfg):
+    if use_graph_loop(cfg, model):
         loop = GraphLoop(model, (x, y), (x[:0], y[:0]), num_classes, cfg.batch_size)
         t = time.perf_counter()
         logs = loop.train_batches(0, 0, 2)
@@ -138,39 +138,46 @@ def runtime_info():
     if info["backend"] == "tensorflow":
         import tensorflow as tf
 
-        from kerascnn.fast_conv_grad import onednn_enabled
+        from kerascnn.speedups.conv_grad import onednn_enabled
 
         info.update(tensorflow=tf.__version__, cpu_kernels="onednn" if onednn_enabled() else "eigen")
     return info
 
 
-def run_benchmark(args):
-    rows = []
-    for task in args.task:
-        overrides = list(args.set or []) + ([f"epochs={args.epochs}"] if args.epochs else [])
-        cfg = resolve_config(task, overrides + ["tensorboard=false"], data_dir=args.data_dir)
-        for repeat in range(args.repeats):
-            row = {"task": task, "model": cfg.model, "batch": cfg.batch_size, "repeat": repeat}
-            if "step" in args.parts or "pipeline" in args.parts or "run" in args.parts or "decode" in args.parts:
-                splits = None
-                if {"decode", "pipeline", "run"} & set(args.parts):
-                    splits, row["decode_images_per_s"], row["cached_load_images_per_s"] = decode_throughput(cfg)
-                if "pipeline" in args.parts:
-                    row["pipeline_first_epoch"], row["pipeline_images_per_s"] = pipeline_throughput(cfg, splits, None)
-                    augment = cfg.augment or ["flip", "rotate:15"]
-                    row["pipeline_aug_first_epoch"], row["pipeline_aug_images_per_s"] = pipeline_throughput(
-                        cfg, splits, augment)
-                if "step" in args.parts:
-                    if splits is not None:
-                        shape, classes = splits.input_shape, splits.num_classes
-                    else:
-                        from kerascnn.data import dataset_module
+PARTS = ("decode", "pipeline", "step", "run")
 
-                        shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
-                    row.update(step_throughput(cfg, shape, classes, images=args.synthetic_images,
-                                               epochs=args.step_epochs))
-                if "run" in args.parts:
-                    row.update(full_run(cfg))
+
+def run_benchmark(*, tasks=("artists",), parts=PARTS, epochs=None, synthetic_images=1536, step_epochs=1, repeats=1,
+                  overrides=(), data_dir=None):
+    """One row of figures per task and repeat: the ``parts`` measured (see the module docstring), the
+    full run over ``epochs`` (default: the task's), and peak memory."""
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown benchmark part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    rows = []
+    for task in tasks:
+        sets = list(overrides) + ([f"epochs={epochs}"] if epochs else [])
+        cfg = resolve_config(task, sets + ["tensorboard=false"], data_dir=data_dir)
+        for repeat in range(repeats):
+            row = {"task": task, "model": cfg.model, "batch": cfg.batch_size, "repeat": repeat}
+            splits = None
+            if {"decode", "pipeline", "run"} & set(parts):
+                splits, row["decode_images_per_s"], row["cached_load_images_per_s"] = decode_throughput(cfg)
+            if "pipeline" in parts:
+                row["pipeline_first_epoch"], row["pipeline_images_per_s"] = pipeline_throughput(cfg, splits, None)
+                augment = cfg.augment or ["flip", "rotate:15"]
+                row["pipeline_aug_first_epoch"], row["pipeline_aug_images_per_s"] = pipeline_throughput(
+                    cfg, splits, augment)
+            if "step" in parts:
+                if splits is not None:
+                    shape, classes = splits.input_shape, splits.num_classes
+                else:
+                    from kerascnn.data import dataset_module
+
+                    shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
+                row.update(step_throughput(cfg, shape, classes, images=synthetic_images, epochs=step_epochs))
+            if "run" in parts:
+                row.update(full_run(cfg))
             row["peak_mem_mb"] = peak_memory_mb()
             device_peak = accelerator_peak_mb()
             if device_peak is not None:

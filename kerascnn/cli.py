@@ -4,26 +4,10 @@ import json
 import os
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
-
-def format_table(rows, columns=None):
-    """Plain fixed-width table for terminal output."""
-    if not rows:
-        return "(none)"
-    columns = columns or list(rows[0])
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.1f}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}" if abs(v) >= 10000 else str(v)
-    return "" if v is None else str(v)
+from kerascnn.tables import console_table as format_table, format_mean_sd
 
 
 def emit(args, text, payload):
@@ -179,7 +163,9 @@ def cmd_receptive_field(args):
 def cmd_visualize(args):
     from kerascnn.vis.commands import visualize
 
-    written = visualize(args)
+    given = {"checkpoint": args.checkpoint, "split": args.split, "images": args.images, "units": args.units,
+             "class_name": args.class_name, "layers": args.layers.split(",") if args.layers else None}
+    written = visualize(args.run, kind=args.kind, out=args.out, **{k: v for k, v in given.items() if v is not None})
     emit(args, "\n".join(map(str, written)), {"figures": [str(p) for p in written]})
 
 
@@ -198,21 +184,43 @@ def cmd_experiment(args):
 def cmd_tune(args):
     from tuning.search import run_search
 
-    result = run_search(args)
-    emit(args, result.get("text", ""), result)
+    result = run_search(task=args.task, tuner=args.tuner, max_epochs=args.max_epochs, max_trials=args.max_trials,
+                        time_budget=args.time_budget, out=args.out, name=args.name, retrain_seeds=args.retrain_seeds,
+                        overwrite=args.overwrite, overrides=args.set or (), data_dir=args.data_dir,
+                        verbose=0 if args.json else 1, progress=None if args.json else partial(print, flush=True))
+    if result.get("worker"):
+        text = f"worker {result['tuner_id']} finished its trials"
+        return emit(args, text, {"text": text, "worker": True})
+    searched = result["best_overrides"][len(args.set or []):]  # what the search chose, after the --set given
+    lines = [f"{result['trials_finished']} trials finished ({args.tuner}, {result['search_minutes']:.1f} min this run"
+             f"{', stopped by the time budget' if result['stopped_by_budget'] else ''}); "
+             f"top {len(result['top_trials'])}:",
+             format_table(result["top_trials"]), "", "best configuration: " + " ".join(searched)]
+    retrained = result["retrain"]
+    if retrained:
+        epochs = config_from(args, args.task).epochs
+        accuracy = format_mean_sd(result["val_accuracy_mean"], result["val_accuracy_std"])
+        seeds = ", ".join(f"{r['val_accuracy']:.4f}" for r in retrained)
+        lines.append(f"retrained {len(retrained)} seed(s) for {epochs} epochs: val accuracy {accuracy} ({seeds}); "
+                     f"runs in {Path(result['tuning_dir']) / 'retrain'}")
+    lines.append(f"reproduce: {result['command']}")
+    text = "\n".join(lines)
+    emit(args, text, {**result, "text": text})
 
 
 def cmd_report(args):
     from kerascnn.report import build_report
 
-    result = build_report(args)
+    result = build_report(task=args.task, studies=args.studies, tuning=args.tuning, out=args.out)
     emit(args, f"wrote {result['path']}", result)
 
 
 def cmd_benchmark(args):
     from kerascnn.benchmark import run_benchmark, runtime_info
 
-    rows = run_benchmark(args)
+    rows = run_benchmark(tasks=args.task, parts=args.parts, epochs=args.epochs,
+                         synthetic_images=args.synthetic_images, step_epochs=args.step_epochs, repeats=args.repeats,
+                         overrides=args.set or (), data_dir=args.data_dir)
     runtime = runtime_info()
     emit(args, " ".join(f"{k}={v}" for k, v in runtime.items()) + "\n" + format_table(rows),
          {"runtime": runtime, "results": rows})
@@ -244,8 +252,11 @@ def cmd_data(args):
         splits = load_dataset(cfg)
         rows = [{"split": name, "images": len(part.x), "shape": "x".join(map(str, part.x.shape[1:]))}
                 for name in ("train", "val", "test") if (part := getattr(splits, name)) is not None]
-        return emit(args, format_table(rows) + f"\n{splits.num_classes} classes: {', '.join(splits.class_names)}",
-                    {"splits": rows, "class_names": splits.class_names})
+        text = format_table(rows) + f"\n{splits.num_classes} classes: {', '.join(splits.class_names)}"
+        if splits.empty_classes:
+            text += f"\nclass folders without images: {', '.join(splits.empty_classes)}"
+        return emit(args, text, {"splits": rows, "class_names": splits.class_names,
+                                 "empty_classes": splits.empty_classes})
     raise SystemExit("error: give a data command: info, augmentations, artists, faces")
 
 
@@ -318,12 +329,15 @@ def build_parser():
     _common(p)
     p.set_defaults(fn=cmd_receptive_field)
 
+    from kerascnn.vis.commands import KINDS
+
     p = sub.add_parser("visualize", help="figures from a run (curves, confusion, ...)")
     p.add_argument("run")
-    p.add_argument("--kind", required=True)
+    p.add_argument("--kind", required=True, help=f"the figure: {', '.join(KINDS)}")
     p.add_argument("--out", help="output folder (default RUN/vis)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last", "initial"])
-    p.add_argument("--split", default="val")
+    # Options left unset take each figure kind's own default; one a kind does not use is an error.
+    p.add_argument("--checkpoint", choices=["best", "last", "initial"], help="(default best)")
+    p.add_argument("--split", help="(default val)")
     p.add_argument("--layers", help="comma-separated layer names, or conv1, conv2 for the n-th conv layer")
     p.add_argument("--images", nargs="+", help="image files (paths, or paths relative to the dataset folder)")
     p.add_argument("--units", nargs="+", type=int, help="unit or filter indices")

@@ -68,6 +68,7 @@ class Config:
     track_test: bool = False
     input_pipeline: str = "auto"
     train_loop: str = "auto"
+    steps_per_execution: int = 1
     distribute: bool = False
     checkpoint_every: float = 10.0
     tensorboard: bool = True
@@ -112,17 +113,19 @@ FIELD_HELP = {
            "checkpoints and evaluation use the averaged weights; 0 = off",
     "mixed_precision": "off | float16 (GPU) | bfloat16 (3x faster on CPUs with AMX, 7x slower without bf16 units)",
     "fast_conv_grad": "TensorFlow: compute Conv2D gradients as forward convolutions where that is faster for "
-                      "the CPU kernels in use (same result; see kerascnn/fast_conv_grad.py)",
+                      "the CPU kernels in use (same result; see kerascnn/speedups/conv_grad.py)",
     "fused_adam": "TensorFlow: Adam/AdamW update as one ResourceApplyAdam kernel per variable "
-                  "(same result, less tracing; see kerascnn/fused_adam.py)",
+                  "(same result, less tracing; see kerascnn/speedups/fused_adam.py)",
     "fine_tune_epochs": "second phase: unfreeze the backbone and train this many more epochs",
     "fine_tune_learning_rate": "learning rate of the fine-tuning phase",
     "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen",
     "track_test": "evaluate the test split after every epoch (test_loss, test_accuracy in the history)",
     "input_pipeline": "auto (tf.data when TensorFlow is installed) | tfdata | numpy (keras PyDataset)",
     "train_loop": "auto (graph wherever it applies) | graph (TensorFlow: many steps per call from in-memory "
-                  "tensors, validation in one call; see kerascnn/graph_loop.py) | fit (Keras's model.fit over the "
+                  "tensors, validation in one call; see kerascnn/speedups/graph_loop.py) | fit (Keras's model.fit over the "
                   "input pipeline; always used for distribute, jit_compile or an explicit input_pipeline)",
+    "steps_per_execution": "training steps per call of Keras's compiled function when model.fit trains "
+                           "(train_loop=fit); the graph loop sizes its own calls",
     "distribute": "data-parallel over every visible device (MirroredStrategy on TF, DataParallel on JAX)",
     "checkpoint_every": "seconds between resume checkpoints; 0 = every epoch",
 }
@@ -150,8 +153,12 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check_like(key, value, example):
-    """Coerce ``value`` to the kind of ``example`` (a default), or raise ConfigError."""
+def _check_like(key, value, example, per_layer=False):
+    """Coerce ``value`` to the kind of ``example`` (a default), or raise ConfigError.
+
+    ``per_layer`` also accepts a list of numbers where the example is one number: model builders
+    take one value per layer there (``model.kernel_size=[5,3]``), while a recipe field holds one.
+    """
     if example is None:
         return value
     if isinstance(example, bool):
@@ -160,12 +167,12 @@ def _check_like(key, value, example):
     elif isinstance(example, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
-            return list(value)  # one value per layer
+        if per_layer and isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+            return list(value)
     elif isinstance(example, float):
         if _is_number(value):
             return float(value)
-        if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+        if per_layer and isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
             return [float(v) for v in value]
     elif isinstance(example, str):
         if isinstance(value, str):
@@ -177,6 +184,8 @@ def _check_like(key, value, example):
             return list(value)
         if value is not None and not isinstance(value, dict):
             return [value]
+    if not per_layer and _is_number(example) and isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}={value!r}: {key} takes one {type(example).__name__}, not a list")
     raise ConfigError(f"{key}={value!r}: expected a value like {example!r} ({type(example).__name__})")
 
 
@@ -199,7 +208,7 @@ def apply_overrides(cfg, overrides, model_defaults):
             if arg not in model_defaults:
                 valid = ", ".join(f"model.{k}" for k in sorted(model_defaults))
                 raise ConfigError(f"unknown model argument {key!r} for model {cfg.model!r}; valid: {valid}")
-            model_args[arg] = _check_like(key, value, model_defaults[arg])
+            model_args[arg] = _check_like(key, value, model_defaults[arg], per_layer=True)
             continue
         if key not in types or key == "model_args":
             valid = ", ".join(sorted(k for k in types if k != "model_args")) + ", model.<arg>"

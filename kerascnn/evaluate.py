@@ -5,6 +5,7 @@ import numpy as np
 
 from kerascnn import rundir
 from kerascnn.io import atomic_write, write_json
+from kerascnn.tables import csv_text
 
 
 def predict_arrays(model, x, batch_size=256):
@@ -51,9 +52,9 @@ def evaluate_run(run_dir, split="val", checkpoint="best", out_dir=None, tta="non
     per_class = (np.diag(cm) / np.maximum(cm.sum(1), 1)).tolist()
     out = Path(out_dir or Path(run_dir) / "eval")
     stem = f"{split}_{checkpoint}" + ("" if tta == "none" else f"_tta-{tta}")
-    header = "true\\pred," + ",".join(splits.class_names)
-    lines = [header] + [f"{name}," + ",".join(map(str, row)) for name, row in zip(splits.class_names, cm)]
-    atomic_write(out / f"confusion_{stem}.csv", "\n".join(lines) + "\n")
+    table = [{"true\\pred": name, **dict(zip(splits.class_names, row.tolist()))}
+             for name, row in zip(splits.class_names, cm)]
+    atomic_write(out / f"confusion_{stem}.csv", csv_text(table, ["true\\pred", *splits.class_names]))
     plot_confusion(cm, splits.class_names, out / f"confusion_{stem}.png", title=f"{cfg.task} {split} ({checkpoint})")
     metrics = {"run_dir": str(run_dir), "split": split, "checkpoint": checkpoint, "tta": tta, "images": int(len(pred)),
                "loss": loss, "accuracy": float((pred == part.y).mean()),

@@ -1,6 +1,4 @@
 """Predict classes for image files or folders with a run's model; write ``id,label,...`` rows."""
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +7,7 @@ from kerascnn import rundir
 from kerascnn.data.images import decode_many, is_image_file, warn_skipped
 from kerascnn.evaluate import predict_arrays
 from kerascnn.io import atomic_write
+from kerascnn.tables import csv_text
 
 
 def collect_images(inputs):
@@ -62,8 +61,4 @@ def predict_files(run_dir, inputs, checkpoint="best", batch_size=256):
 def write_predictions(rows, out, minimal=False):
     """CSV with header ``id,label`` (the assignments' format) or ``id,label,class_name,probability``."""
     fields = ["id", "label"] if minimal else ["id", "label", "class_name", "probability"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out, buf.getvalue())
+    atomic_write(out, csv_text(rows, fields))

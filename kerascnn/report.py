@@ -1,27 +1,60 @@
-"""``kerascnn report TASK``: one Markdown report assembled from whatever studies and tuning runs exist.
+"""``kerascnn report NAME``: one Markdown report assembled from whatever studies and tuning runs exist.
 
-Sections, each included only when its inputs are present: the receptive-field arithmetic of
-question 1.1 and of the task's own network; every study named ``<task>.*`` found under
-``--studies`` (its table, figures and a caption of what was varied); every KerasTuner search of
-the task found under ``--tuning`` (top trials, best configuration, retrained scores); and the
-``<task>_tuned`` recipe when one is registered. Figures are linked relative to the report.
+``NAME`` is a task (``faces_mlp``) or a family of tasks (``caltech101``: the tasks named
+``caltech101`` or ``caltech101_*``); the report covers that task, or every task of the family, and
+a task that is also a family name (``artists``) covers its family too. Sections, each included
+only when its inputs are present: the receptive-field arithmetic of question 1.1 and of each
+covered task's network; every study of a covered task found under ``studies`` (its table,
+figures and a caption of what was varied), whatever the study is named; every KerasTuner search
+of a covered task found under ``tuning`` (top trials, best configuration, retrained scores); and
+the ``<task>_tuned`` recipe of a covered task when one is registered. Figures are linked
+relative to the report.
 """
 import json
 import os
 import time
 from pathlib import Path
 
+from kerascnn.tables import format_mean_sd, markdown_lines
+
 
 def _rel(path, out):
     return Path(os.path.relpath(Path(path).resolve(), Path(out).resolve().parent)).as_posix()
 
 
-def _md_table(rows, columns):
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return lines + ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+def task_family(task):
+    """A task's family: its name up to the first underscore (``caltech101_lenet`` -> ``caltech101``)."""
+    return task.split("_")[0]
 
 
-def receptive_field_section(task):
+def covers(name, task):
+    """Whether the report on ``name`` (a task or a family) includes what was run on ``task``."""
+    return task == name or task_family(task) == name
+
+
+def covered_tasks(name):
+    """The registered tasks a report on ``name`` covers; a KeyError when it is neither a task nor a family."""
+    from kerascnn.tasks import TASKS
+
+    tasks = [task for task in TASKS if covers(name, task)]
+    if not tasks:
+        families = sorted({task_family(task) for task in TASKS})
+        raise KeyError(f"unknown task or family {name!r}; tasks: {', '.join(TASKS)}; families: {', '.join(families)}")
+    return tasks
+
+
+def study_task(study_dir):
+    """The task a study directory was run on: its study.json's, else its registered study's; None if unknown."""
+    from kerascnn.experiments import STUDIES
+
+    info = study_dir / "study.json"
+    task = json.loads(info.read_text()).get("task") if info.exists() else None
+    if task is None and study_dir.name in STUDIES:
+        task = STUDIES[study_dir.name].task
+    return task
+
+
+def receptive_field_section(tasks):
     from kerascnn.analysis import parse_stack, receptive_fields, stack_from_model
     from kerascnn.data import dataset_module
     from kerascnn.tasks import resolve_config
@@ -32,17 +65,24 @@ def receptive_field_section(task):
     lines = ["## Receptive field (question 1.1)", "",
              "A 5x5 convolution then a 3x3 convolution, both stride 1 (`kerascnn receptive-field --stack "
              "conv:5,conv:3`):", ""]
-    lines += _md_table(question, columns)
+    lines += markdown_lines(question, columns)
     lines += ["", f"A unit of the second map sees a {question[-1]['receptive_field']}x"
                   f"{question[-1]['receptive_field']} patch of the image: each added layer widens the field by "
                   "(kernel - 1) x jump, so depth buys context with few parameters.", ""]
-    cfg = resolve_config(task)
-    module = dataset_module(cfg.dataset)
-    if hasattr(module, "input_spec"):
-        shape, classes = module.input_spec(cfg)
+    for task in tasks:
+        cfg = resolve_config(task)
+        module = dataset_module(cfg.dataset)
+        if not hasattr(module, "input_spec"):
+            continue
+        try:
+            shape, classes = module.input_spec(cfg)
+        except FileNotFoundError as error:  # the class count comes from the dataset's folders
+            lines += [f"The `{task}` task's network is left out: {str(error).splitlines()[0]}", ""]
+            continue
         rows = receptive_fields(stack_from_model(build_model(cfg, shape, classes)))
-        lines += [f"The `{task}` task's own network (`kerascnn receptive-field {task}`):", ""]
-        lines += _md_table(rows, columns) + [""]
+        if rows:  # a network without convolutions or pooling has no receptive field to tabulate
+            lines += [f"The `{task}` task's own network (`kerascnn receptive-field {task}`):", ""]
+            lines += markdown_lines(rows, columns) + [""]
     return lines
 
 
@@ -79,18 +119,18 @@ def tuning_section(summary, summary_path, out):
              f"best trial {summary['best_trial']} scored {summary['best_search_score']:.4f} during the search.", ""]
     top = summary.get("top_trials") or []
     if top:
-        lines += ["Top trials:", ""] + _md_table(top, list(top[0])) + [""]
+        lines += ["Top trials:", ""] + markdown_lines(top) + [""]
     lines += ["Best configuration (as `--set` overrides):", "", "```", summary["command"], "```", ""]
     if summary.get("fit_adjustments"):
         lines += [f"Fitted to the input size: {', '.join(summary['fit_adjustments'])}.", ""]
     retrain = summary.get("retrain") or []
     if retrain:
-        spread = f" ± {summary['val_accuracy_std']:.4f}" if summary.get("val_accuracy_std") is not None else ""
-        lines += [f"Retrained with {len(retrain)} seed(s): val accuracy **{summary['val_accuracy_mean']:.4f}"
-                  f"{spread}**.", ""]
-        lines += _md_table([{**r, "val_accuracy": f"{r['val_accuracy']:.4f}",
-                             "train_accuracy": f"{r['train_accuracy']:.4f}"} for r in retrain],
-                           ["seed", "val_accuracy", "train_accuracy", "best_epoch", "epochs_run", "run_dir"]) + [""]
+        accuracy = format_mean_sd(summary["val_accuracy_mean"], summary.get("val_accuracy_std"))
+        lines += [f"Retrained with {len(retrain)} seed(s): val accuracy **{accuracy}**.", ""]
+        lines += markdown_lines([{**r, "val_accuracy": f"{r['val_accuracy']:.4f}",
+                                  "train_accuracy": f"{r['train_accuracy']:.4f}"} for r in retrain],
+                                ["seed", "val_accuracy", "train_accuracy", "best_epoch", "epochs_run", "run_dir"])
+        lines += [""]
         curves = Path(retrain[0]["run_dir"]) / "curves.png"
         if curves.exists():
             lines += [f"![retrained best, seed 0]({_rel(curves, out)})", "",
@@ -111,37 +151,45 @@ def tuned_recipe_section(task):
                 for k, v in tuned.config.model_args.items()]
     return ([f"## The `{task}_tuned` recipe", "", tuned.description, "",
              "What it changes relative to the starter recipe:", ""]
-            + _md_table(changed, ["key", task, f"{task}_tuned"])
+            + markdown_lines(changed, ["key", task, f"{task}_tuned"])
             + ["", f"Train it with `kerascnn train --task {task}_tuned`.", ""])
 
 
-def build_report(args):
-    """Write the report; returns {"path": ..., "studies": [...], "searches": [...]}."""
+def build_report(*, task, studies="studies", tuning="tuning_runs", out=None):
+    """Write the report on ``task`` (a task or a family of tasks) to ``out`` (default ``reports/<task>.md``).
+
+    Returns ``{"path": ..., "studies": [study names], "searches": [search directories]}``.
+    """
+    from kerascnn.experiments import STUDIES
     from kerascnn.io import atomic_write
-    from kerascnn.tasks import get_task
+    from kerascnn.tasks import TASKS
 
-    get_task(args.task)
-    out = Path(args.out or Path("reports") / f"{args.task}.md")
-    studies_root, tuning_root = Path(args.studies), Path(args.tuning)
-    lines = [f"# Report: {args.task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by "
-             f"`kerascnn report {args.task} --studies {args.studies} --tuning {args.tuning}`.", ""]
-    lines += receptive_field_section(args.task)
+    tasks = covered_tasks(task)
+    out = Path(out or Path("reports") / f"{task}.md")
+    studies_root, tuning_root = Path(studies), Path(tuning)
+    lines = [f"# Report: {task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by "
+             f"`kerascnn report {task} --studies {studies} --tuning {tuning}`.", ""]
+    lines += receptive_field_section(tasks)
 
-    study_dirs = sorted(d for d in studies_root.glob(f"{args.task}.*") if (d / "table.md").exists())
+    study_dirs = sorted(d for d in studies_root.glob("*")
+                        if (d / "table.md").exists() and covers(task, study_task(d) or ""))
     if study_dirs:
         lines += ["## Studies", ""]
         for d in study_dirs:
             lines += study_section(d.name, d, out)
 
     summaries = sorted(p for p in tuning_root.glob("*/summary.json")
-                       if json.loads(p.read_text()).get("task") == args.task)
+                       if covers(task, json.loads(p.read_text()).get("task", "")))
     if summaries:
         lines += ["## Hyperparameter search (KerasTuner)", ""]
         for path in summaries:
             lines += tuning_section(json.loads(path.read_text()), path, out)
-    lines += tuned_recipe_section(args.task)
+    for covered in tasks:
+        lines += tuned_recipe_section(covered)
     if not study_dirs and not summaries:
-        lines += [f"No studies under `{studies_root}` and no searches under `{tuning_root}` yet: run "
-                  f"`kerascnn experiment {args.task}.<study>` or `kerascnn tune --task {args.task}` first.", ""]
+        commands = [f"`kerascnn experiment {name}`" for name, study in STUDIES.items() if covers(task, study.task)]
+        commands += [f"`kerascnn tune --task {t}`" for t in tasks if TASKS[t].config.model == "simple_cnn"]
+        hint = f": run one of {', '.join(commands)} first" if commands else ""
+        lines += [f"No studies under `{studies_root}` and no searches under `{tuning_root}` yet{hint}.", ""]
     atomic_write(out, "\n".join(lines))
     return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries]}

@@ -10,7 +10,6 @@
     state.json         resume state; curves.png; tensorboard/; eval/, export/, vis/ from later commands
 """
 import csv
-import io
 import json
 import secrets
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from kerascnn.config import Config
 from kerascnn.io import atomic_write
+from kerascnn.tables import csv_text
 
 CHECKPOINTS = ("best", "last", "initial")
 
@@ -77,11 +77,7 @@ def read_history(run_dir):
 def write_history(run_dir, rows):
     if not rows:
         return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(Path(run_dir) / "history.csv", buf.getvalue())
+    atomic_write(Path(run_dir) / "history.csv", csv_text(rows))
 
 
 def read_json(run_dir, name):

@@ -52,7 +52,7 @@ register_task(
     val_fraction=0.2, epochs=150, early_stopping=50, batch_size=128, optimizer="adam", learning_rate=1e-3,
 )
 
-# ---- cifar10 tasks (issue: cifar10) ----
+# ---- cifar10 tasks ----
 # The ex3 starter's recipe: Adam at 2e-3 decayed x0.95 per epoch, batch 200, 20 epochs, torch
 # weight_decay=1e-3 (coupled L2, i.e. model.l2=5e-4 on the conv kernels), pixels centred on 0.
 _CIFAR10_CONVNET = dict(
@@ -74,7 +74,7 @@ register_task(
     lr_gamma=0.99,
 )
 
-# ---- caltech101 tasks (issue: caltech101) ----
+# ---- caltech101 tasks ----
 register_task(
     "caltech101_lenet",
     "Caltech-101 at 64x64 with the assignment's LeNet-5 variant, plain Adam (assignment 2, Q1a)",
@@ -96,7 +96,7 @@ register_task(
     augment=["flip"],
 )
 
-# ---- clipart tasks (issue: clipart) ----
+# ---- clipart tasks ----
 # The assignment asks for ResNet-50 at 224 px (~12 GFLOP per training image); these defaults use
 # 96 px so a run fits a shared CPU. `--set image_size=224` restores the assignment's resolution.
 _CLIPART = dict(dataset="clipart", image_size=96, batch_size=32, augment=["flip", "translate:0.1", "zoom:0.15"])
@@ -124,7 +124,7 @@ register_task(
     lr_schedule="cosine", warmup_epochs=2, label_smoothing=0.1, **_CLIPART,
 )
 
-# ---- faces tasks (issue: faces) ----
+# ---- faces tasks ----
 
 register_task(
     "faces_mlp",

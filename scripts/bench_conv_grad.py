@@ -1,4 +1,4 @@
-"""Time TensorFlow's Conv2D gradient against kerascnn's (kerascnn/fast_conv_grad.py), layer by layer.
+"""Time TensorFlow's Conv2D gradient against kerascnn's (kerascnn/speedups/conv_grad.py), layer by layer.
 
 For each of the cifar10 ConvNet's five 3x3 convolutions and three first layers with few filters
 (artists' SimpleCNN, the caltech101 LeNet, a ResNet stem on 64 px images), at batch 128: milliseconds
@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from kerascnn import fast_conv_grad  # first: importing kerascnn chooses TensorFlow's CPU kernels
+    from kerascnn.speedups import conv_grad as fast_conv_grad  # first: importing kerascnn chooses the CPU kernels
 
     import tensorflow as tf
 

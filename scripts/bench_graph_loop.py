@@ -34,7 +34,7 @@ def seconds(fn):
 def measure(args, trace_first):
     import numpy as np
 
-    from kerascnn.graph_loop import GraphLoop
+    from kerascnn.speedups.graph_loop import GraphLoop
     from kerascnn.tasks import resolve_config
     from kerascnn.train import build_model, compile_model, configure_runtime
 

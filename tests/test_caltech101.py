@@ -1,6 +1,5 @@
 """The caltech101 task: folder loader and split, activation maps, the model study and the real data."""
 import warnings
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -168,10 +167,9 @@ def test_activation_figures_for_the_named_images(tiny_study, caltech_root, tmp_p
     from kerascnn.vis.commands import visualize
 
     run = Path(tiny_study["study_dir"]) / "runs" / "lenet5" / "seed0"
-    args = Namespace(run=str(run), kind="activations", out=str(tmp_path), checkpoint="best", split="val",
-                     layers="conv1,conv2",
-                     images=["accordion/image_0001.jpg", str(caltech_root / "camera" / "image_0001.jpg")])
-    written = visualize(args)
+    written = visualize(str(run), kind="activations", out=str(tmp_path), checkpoint="best", split="val",
+                        layers=["conv1", "conv2"],
+                        images=["accordion/image_0001.jpg", str(caltech_root / "camera" / "image_0001.jpg")])
     assert sorted(p.name for p in written) == sorted(
         f"activations_{layer}_{image}_image_0001.png" for layer in ("conv1", "conv2") for image in ("accordion", "camera"))
     assert all(p.stat().st_size > 0 for p in written)
@@ -201,10 +199,8 @@ def test_missing_image_is_a_clear_error(tiny_study, tmp_path):
     from kerascnn.vis.commands import visualize
 
     run = Path(tiny_study["study_dir"]) / "runs" / "lenet5" / "seed0"
-    args = Namespace(run=str(run), kind="activations", out=str(tmp_path), checkpoint="best", split="val",
-                     layers="conv1", images=["accordion/image_9999.jpg"])
     with pytest.raises(FileNotFoundError, match="image_9999"):
-        visualize(args)
+        visualize(run, kind="activations", out=tmp_path, layers="conv1", images=["accordion/image_9999.jpg"])
 
 
 def test_study_is_registered_with_three_models():

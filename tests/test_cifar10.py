@@ -2,7 +2,6 @@ import io
 import json
 import pickle
 import tarfile
-from argparse import Namespace
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -203,8 +202,7 @@ def test_filters_figure_before_and_after(tiny_study):
 
     root, result = tiny_study
     run = Path(result["study_dir"]) / "runs" / "batch_norm" / "seed0"
-    args = Namespace(run=str(run), kind="filters", out=str(root / "vis"), checkpoint="best")
-    written = visualize(args)
+    written = visualize(str(run), kind="filters", out=str(root / "vis"), checkpoint="best")
     assert [p.name for p in written] == ["filters_best.png", "filters_initial_vs_best.png"]
     assert all(p.stat().st_size > 0 for p in written)
     initial = rundir.load_model(run, "initial").get_layer("block1_conv").get_weights()[0]

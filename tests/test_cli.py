@@ -105,6 +105,18 @@ def test_resume_and_visualize_commands(trained_run):
     assert out["epochs_run"] == 3
     figures = last_json(kerascnn("visualize", run, "--kind", "curves", "--json"))["figures"]
     assert figures[0].endswith("curves.png")
+    figures = last_json(kerascnn("visualize", run, "--kind", "confusion", "--split", "train", "--out", run / "v",
+                                 "--json"))["figures"]
+    assert figures == [str(run / "v" / "confusion_train_best.png"), str(run / "v" / "confusion_train_best.csv")]
+
+
+def test_visualize_lists_every_kind_and_refuses_options_a_kind_does_not_take(tmp_path):
+    from kerascnn.vis.commands import KINDS
+
+    helped = kerascnn("visualize", "--help").stdout
+    assert all(kind in "".join(helped.split()) for kind in KINDS)  # however argparse wraps the lines
+    proc = kerascnn("visualize", tmp_path, "--kind", "curves", "--units", "3", check=False)
+    assert proc.returncode == 2 and "the curves figure does not take units; it takes no options" in proc.stderr
 
 
 def test_benchmark_reports_every_figure(trained_run):

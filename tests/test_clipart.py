@@ -1,6 +1,5 @@
 """The clip-art assignment: its data layout, ResNet-50 (A/B) weight loading, ClipNet (C), the ablation
 study's definitions, predictions in the ``id,label`` format and the t-SNE / activation-max figures."""
-import argparse
 import csv
 from pathlib import Path
 
@@ -283,16 +282,11 @@ def test_evaluate_refuses_the_unlabelled_test_split(tiny_run):
         evaluate_run(run, split="test")
 
 
-def figure_args(**kw):
-    base = dict(checkpoint="best", split="val", layers=None, images=None, units=None, class_name=None, out=None)
-    return argparse.Namespace(**{**base, **kw})
-
-
 def test_tsne_figure_colours_every_validation_image(tiny_run, tmp_path):
     from kerascnn.vis.embedding import extract_features, tsne_kind
 
     run, _ = tiny_run
-    png, table = tsne_kind(run, tmp_path, figure_args())
+    png, table = tsne_kind(run, tmp_path)
     assert png.stat().st_size > 5000
     rows = table.read_text().splitlines()
     assert rows[0] == "file,label,predicted,x,y" and len(rows) == 1 + 4 * 4
@@ -309,13 +303,13 @@ def test_activation_max_renders_one_picture_per_unit(tiny_run, tmp_path, monkeyp
 
     run, _ = tiny_run
     monkeypatch.setattr(am, "STEPS", 3)
-    png, arrays = am.activation_max_kind(run, tmp_path, figure_args(layers="stage2_block1_dwconv", units=[0, 5]))
+    png, arrays = am.activation_max_kind(run, tmp_path, layers=["stage2_block1_dwconv"], units=[0, 5])
     assert png.exists()
     with np.load(arrays) as z:
         assert sorted(z.files) == ["stage2_block1_dwconv__0", "stage2_block1_dwconv__5"]
         assert z["stage2_block1_dwconv__0"].shape == (32, 32, 3)
     with pytest.raises(ValueError, match="out of range"):
-        am.activation_max_kind(run, tmp_path, figure_args(layers="stage2_block1_dwconv", units=[999]))
+        am.activation_max_kind(run, tmp_path, layers="stage2_block1_dwconv", units=[999])
 
 
 def test_a_clipnet_run_loads_in_a_fresh_process(tiny_run):

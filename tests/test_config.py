@@ -45,6 +45,21 @@ def test_bad_values_are_clear_errors(override, message):
         resolve_config("artists", [override])
 
 
+@pytest.mark.parametrize("override, kind", [("epochs=[5,10]", "int"), ("learning_rate=[0.1,0.01]", "float")])
+def test_a_list_for_a_numeric_recipe_field_is_an_error(override, kind):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key} takes one {kind}, not a list"):
+        resolve_config("artists", [override])
+
+
+def test_train_with_a_list_for_epochs_exits_with_a_message(capsys):
+    from kerascnn.cli import main
+
+    assert main(["train", "--task", "artists", "--set", "epochs=[5,10]"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs=[5, 10]: epochs takes one int, not a list" in err and "Traceback" not in err
+
+
 def test_unknown_task_lists_tasks():
     with pytest.raises(KeyError, match="available: .*artists"):
         resolve_config("painters")

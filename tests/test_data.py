@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import shared_data, write_image_folder
 from kerascnn.data import images
-from kerascnn.data.images import CorruptImageWarning, DatasetNotFoundError, load_image_folder, stratified_split
+from kerascnn.data.images import (CorruptImageWarning, DatasetNotFoundError, EmptyClassWarning, load_image_folder,
+                                  stratified_split)
 
 
 def load(root, tmp_path, size=(16, 16)):
@@ -62,6 +63,30 @@ def test_flat_folder_is_a_layout_error(tmp_path):
     Image.new("RGB", (8, 8)).save(flat / "a.png")
     with pytest.raises(DatasetNotFoundError, match="found 1 images directly in it"):
         load(flat, tmp_path)
+
+
+def test_empty_class_folder_is_named_in_a_warning_and_by_data_info(image_folder, tmp_path, capsys):
+    import json
+
+    from kerascnn.cli import main
+
+    (image_folder / "class_3").mkdir()
+    (image_folder / "class_3" / "notes.txt").write_text("not an image")
+    with pytest.warns(EmptyClassWarning) as record:
+        data = load(image_folder, tmp_path)
+    message = str(record[0].message)
+    assert "class_3" in message and str(image_folder) in message and "3 classes have images" in message
+    assert data.class_names == ["class_0", "class_1", "class_2"] and data.empty_classes == ["class_3"]
+    with pytest.warns(EmptyClassWarning, match="class_3"):  # also when the images come from the cache
+        assert load(image_folder, tmp_path).empty_classes == ["class_3"]
+
+    with pytest.warns(EmptyClassWarning):
+        assert main(["data", "info", "artists", "--data-dir", str(image_folder)]) == 0
+    assert "class folders without images: class_3" in capsys.readouterr().out
+    with pytest.warns(EmptyClassWarning):
+        assert main(["data", "info", "artists", "--data-dir", str(image_folder), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["empty_classes"] == ["class_3"] and len(payload["class_names"]) == 3
 
 
 def test_cache_is_reused_and_invalidated_by_changes(image_folder, tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kerascnn.data.download import (ChecksumError, DownloadError, DownloadTimeout,
-                                    HTTPStatusError, atomic_write_bytes, download, sha256_file)
+from kerascnn.data.download import ChecksumError, DownloadError, DownloadTimeout, HTTPStatusError, download
+from kerascnn.io import atomic_path, atomic_write, sha256_file
 
 BODY = bytes(range(256)) * 400  # 100 KiB, several read chunks
 
@@ -246,18 +246,18 @@ def test_sha256_file(tmp_path):
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     target = tmp_path / "sub" / "f.txt"
-    atomic_write_bytes(target, b"first")
-    atomic_write_bytes(target, b"second")
+    atomic_write(target, b"first")
+    assert atomic_write(target, "second", fsync=True) == target
     assert target.read_bytes() == b"second"
-    with pytest.raises(TypeError):
-        atomic_write_bytes(target, "not bytes")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"second" and leftovers(target.parent) == ["f.txt"]
 
 
 def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
     import os
-
-    from kerascnn.io import atomic_write
 
     atomic_write(tmp_path / "a.json", "{}")
     with open(tmp_path / "b.json", "w") as f:

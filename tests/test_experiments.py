@@ -80,7 +80,7 @@ def test_variants_repeats_table_sweep_and_resume(tiny_data, tmp_path, register, 
 
 def test_robustness_hook_tabulates_every_transformation(tiny_data, tmp_path, register):
     register("t.robust", [("plain", []), ("flipped", ["augment=[flip]"])],
-             post="kerascnn.experiments.robustness:evaluate_transformed")
+             post=robustness.evaluate_transformed)
     result = run_study("t.robust", data_dir=str(tiny_data), out_root=tmp_path, quiet=True)
     rows = result["rows"]
     assert [(r["transformation"], r["strength"]) for r in rows] == [(t[0], t[2]) for t in robustness.TRANSFORMS]

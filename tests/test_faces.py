@@ -2,7 +2,6 @@
 import hashlib
 import re
 import warnings
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -142,14 +141,13 @@ def test_tiny_mlp_run_tracks_test_and_draws_weights(tmp_path, capsys):
     assert history[-1]["test_accuracy"] == pytest.approx(tested["accuracy"], abs=1e-6)
     assert history[-1]["test_loss"] == pytest.approx(tested["loss"], rel=1e-4)
 
-    args = Namespace(checkpoint="best", units=[0, 5], layers=None)
-    written = dense_weights(run, tmp_path / "vis", args)
+    written = dense_weights(run, tmp_path / "vis", units=[0, 5])
     assert written[0].name == "dense_weights_best.png" and all(p.stat().st_size > 0 for p in written)
     assert [p.name for p in written[1:]] == ["dense1_unit0.png", "dense1_unit5.png"]
     with pytest.raises(ValueError, match="units \\[6\\] out of range"):
-        dense_weights(run, tmp_path / "vis", Namespace(checkpoint="best", units=[6], layers=None))
+        dense_weights(run, tmp_path / "vis", checkpoint="best", units=[6])
     with pytest.raises(NotPixelDenseError, match="predictions has 6 inputs"):
-        dense_weights(run, tmp_path / "vis", Namespace(checkpoint="best", units=[0], layers="predictions"))
+        dense_weights(run, tmp_path / "vis", units=[0], layers=["predictions"])
 
     image = sorted((tmp_path / "crops" / "Bob_Baker").iterdir())[0]
     assert cli.main(["predict", str(run), str(image)]) == 0
@@ -169,19 +167,19 @@ def test_tiny_alexnet_finetune_run_and_guided_backprop(tmp_path):
     with pytest.warns(faces.FewImagesWarning):
         train(cfg, run_dir=run, quiet=True)
     image = sorted((tmp_path / "crops" / "Carol_Cole").iterdir())[0]
-    args = Namespace(checkpoint="best", images=[str(image)], class_name="carol cole", layers=None, split="val")
-    written = guided_backprop_kind(run, tmp_path / "vis", args)
+    options = dict(checkpoint="best", images=[str(image)], class_name="carol cole", split="val")
+    written = guided_backprop_kind(run, tmp_path / "vis", **options)
     names = [p.name for p in written]
     assert names[0] == "guided_backprop.png"
     for kind in ("colour", "grey", "positive", "negative", "gradcam", "guided_gradcam"):
         assert f"{image.stem}_Carol_Cole_{kind}.png" in names
-    args.layers = "conv2,conv5"
-    written = gradcam_kind(run, tmp_path / "vis", args)
+    options["layers"] = ["conv2", "conv5"]
+    written = gradcam_kind(run, tmp_path / "vis", **options)
     assert [p.name for p in written[1:]] == [f"{image.stem}_Carol_Cole_gradcam_conv2.png",
                                             f"{image.stem}_Carol_Cole_gradcam_conv5.png"]
-    args.class_name = "Dave"
+    options["class_name"] = "Dave"
     with pytest.raises(ValueError, match="not a class of this run"):
-        gradcam_kind(run, tmp_path / "vis", args)
+        gradcam_kind(run, tmp_path / "vis", **options)
 
 
 # ---------------------------------------------------------------- AlexNet features

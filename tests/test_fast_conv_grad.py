@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-from kerascnn import fast_conv_grad  # noqa: E402
+from kerascnn.speedups import conv_grad as fast_conv_grad  # noqa: E402
 
 
 def gradients(enabled, x, k, rules=fast_conv_grad.EIGEN, **conv):
@@ -103,6 +103,6 @@ def test_importing_kerascnn_turns_onednn_on_unless_told_otherwise(setting, expec
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting
-    code = "import kerascnn.fast_conv_grad as f; print(f.onednn_enabled())"
+    code = "import kerascnn.speedups.conv_grad as f; print(f.onednn_enabled())"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == expected

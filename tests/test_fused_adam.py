@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerascnn.fused_adam import fuse, is_fused
+from kerascnn.speedups.fused_adam import fuse, is_fused
 
 
 def train_weights(make_optimizer, fused, epochs=4):

@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 
-from kerascnn import graph_loop
+from kerascnn.speedups import graph_loop
 from kerascnn.config import Config, ConfigError
 from kerascnn.data.pipeline import make_dataset
-from kerascnn.graph_loop import GraphLoop, use_graph_loop
+from kerascnn.speedups.graph_loop import GraphLoop, use_graph_loop
 from kerascnn.tasks import resolve_config
 from kerascnn.train import compile_model
 

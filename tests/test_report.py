@@ -1,15 +1,18 @@
 """`kerascnn report`: sections appear for what exists, figures are linked relative to the report."""
-import argparse
+import json
 
+import pytest
+
+from kerascnn.cli import main
 from kerascnn.io import write_json
-from kerascnn.report import build_report
+from kerascnn.report import build_report, covered_tasks
 
 
-def fake_study(root, name, figures=("curves.png", "sweep.png")):
+def fake_study(root, name, figures=("curves.png", "sweep.png"), task="artists"):
     d = root / name
     d.mkdir(parents=True)
     (d / "table.md").write_text(f"### {name}: x\n\n| variant | val_accuracy |\n|---|---|\n| a | 0.5000 |\n")
-    write_json(d / "study.json", {"study": name, "task": "artists", "repeats": 2, "epochs": 3})
+    write_json(d / "study.json", {"study": name, "task": task, "repeats": 2, "epochs": 3})
     for figure in figures:
         (d / figure).write_bytes(b"png")
     return d
@@ -31,11 +34,10 @@ def test_report_assembles_what_is_present(tmp_path):
     studies, tuning = tmp_path / "studies", tmp_path / "tuning"
     fake_study(studies, "artists.pooling")
     fake_study(studies, "artists.robustness", figures=("robustness.png",))
-    fake_study(studies, "cifar10.other")
+    fake_study(studies, "cifar10.other", task="cifar10")
     fake_search(tuning)
     out = tmp_path / "reports" / "artists.md"
-    args = argparse.Namespace(task="artists", studies=str(studies), tuning=str(tuning), out=str(out), json=False)
-    result = build_report(args)
+    result = build_report(task="artists", studies=str(studies), tuning=str(tuning), out=str(out))
     text = out.read_text()
     assert result["path"] == str(out) and result["studies"] == ["artists.pooling", "artists.robustness"]
     assert "Receptive field (question 1.1)" in text and "7x7 patch" in text
@@ -48,6 +50,44 @@ def test_report_assembles_what_is_present(tmp_path):
 
 def test_report_without_studies_says_what_to_run(tmp_path):
     out = tmp_path / "r.md"
-    build_report(argparse.Namespace(task="artists", studies=str(tmp_path / "none"), tuning=str(tmp_path / "none"),
-                                    out=str(out), json=True))
-    assert "kerascnn experiment artists.<study>" in out.read_text()
+    build_report(task="artists", studies=str(tmp_path / "none"), tuning=str(tmp_path / "none"), out=str(out))
+    text = out.read_text()
+    assert "`kerascnn experiment artists.pooling`" in text and "`kerascnn tune --task artists`" in text
+
+
+def test_a_report_covers_a_task_or_its_family():
+    assert covered_tasks("faces_mlp") == ["faces_mlp"]
+    assert covered_tasks("caltech101") == ["caltech101_lenet", "caltech101_improved", "caltech101_resnet18"]
+    assert covered_tasks("artists") == ["artists", "artists_tuned"]
+    with pytest.raises(KeyError, match="unknown task or family 'faces_cnn'.*families: artists, caltech101"):
+        covered_tasks("faces_cnn")
+
+
+def test_studies_are_found_by_their_task_not_their_name(tmp_path, capsys):
+    studies = tmp_path / "studies"
+    fake_study(studies, "faces_preprocessing", figures=(), task="faces_mlp")
+    fake_study(studies, "faces_other_task", figures=(), task="faces_alexnet_features")
+    fake_study(studies, "caltech101.models", figures=(), task="caltech101_lenet")
+    fake_study(studies, "artists.pooling", figures=())
+    # A study directory without study.json is placed by its registered study's task.
+    registered = fake_study(studies, "clipart.ablation", figures=(), task=None)
+    (registered / "study.json").unlink()
+    none = str(tmp_path / "none")
+
+    result = build_report(task="faces_mlp", studies=str(studies), tuning=none, out=str(tmp_path / "faces_mlp.md"))
+    assert result["studies"] == ["faces_preprocessing"]
+    result = build_report(task="faces", studies=str(studies), tuning=none, out=str(tmp_path / "faces.md"))
+    assert result["studies"] == ["faces_other_task", "faces_preprocessing"]
+    text = (tmp_path / "faces.md").read_text()
+    assert "### faces_preprocessing" in text and "caltech101.models" not in text
+
+    assert main(["report", "caltech101", "--studies", str(studies), "--tuning", none,
+                 "--out", str(tmp_path / "c.md"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["studies"] == ["caltech101.models"]
+    text = (tmp_path / "c.md").read_text()
+    assert "# Report: caltech101" in text
+    assert all(f"The `{task}` task's own network" in text
+               for task in ("caltech101_lenet", "caltech101_improved", "caltech101_resnet18"))
+    assert build_report(task="clipart_own", studies=str(studies), tuning=none,
+                        out=str(tmp_path / "clip.md"))["studies"] == ["clipart.ablation"]

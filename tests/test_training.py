@@ -13,7 +13,8 @@ import pytest
 from conftest import ROOT, write_image_folder
 from kerascnn import rundir
 from kerascnn.tasks import resolve_config
-from kerascnn.train import learning_rate_at, train
+from kerascnn.callbacks import learning_rate_at
+from kerascnn.train import train
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "initial.weights.h5", "best.keras", "last.keras",
              "class_names.json", "curves.png", "state.json"}

@@ -1,5 +1,4 @@
 """The SimpleCNN hypermodel (every sampled configuration builds at 50x50) and `kerascnn tune` end to end."""
-import argparse
 import itertools
 import json
 import random
@@ -97,17 +96,21 @@ def test_non_simple_cnn_task_is_refused():
 
 
 def tune_args(data, out, **changes):
-    args = dict(task="artists", tuner="random", max_epochs=1, max_trials=2, time_budget=None, out=str(out),
-                name="t", retrain_seeds=2, overwrite=False, data_dir=str(data), json=True,
-                set=["epochs=1", "batch_size=16", "tensorboard=false"])
-    return argparse.Namespace(**{**args, **changes})
+    args = dict(task="artists", tuner="random", max_epochs=1, max_trials=2, out=str(out), name="t",
+                retrain_seeds=2, data_dir=str(data), verbose=0,
+                overrides=["epochs=1", "batch_size=16", "tensorboard=false"])
+    return {**args, **changes}
 
 
-def test_search_tabulates_retrains_and_resumes(tmp_path):
+def test_search_tabulates_retrains_and_resumes(tmp_path, capsys):
     from tuning.search import run_search
 
     data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
-    result = run_search(tune_args(data, tmp_path / "tuning"))
+    progress = []
+    result = run_search(**tune_args(data, tmp_path / "tuning", progress=progress.append))
+    assert progress == [f"retraining the best configuration, seed {k}: {tmp_path / 'tuning' / 't' / 'retrain'}/seed{k}"
+                        for k in (0, 1)]
+    assert "text" not in result
     project = tmp_path / "tuning" / "t"
     assert result["trials_finished"] == 2 and len(result["top_trials"]) == 2
     assert (project / "top_trials.csv").read_text().startswith("rank,trial,val_accuracy")
@@ -117,8 +120,21 @@ def test_search_tabulates_retrains_and_resumes(tmp_path):
     assert json.loads((project / "summary.json").read_text())["command"].startswith("kerascnn train --task artists")
     assert result["val_accuracy_std"] is not None
 
-    again = run_search(tune_args(data, tmp_path / "tuning"))  # resumes: nothing left to search or retrain
+    again = run_search(**tune_args(data, tmp_path / "tuning"))  # resumes: nothing left to search or retrain
     assert again["trials_finished"] == 2 and again["retrain"] == result["retrain"]
+
+    from kerascnn.cli import main
+
+    assert main(["tune", "--task", "artists", "--tuner", "random", "--max-epochs", "1", "--max-trials", "2",
+                 "--out", str(tmp_path / "tuning"), "--name", "t", "--retrain-seeds", "2", "--data-dir", str(data),
+                 "--set", "epochs=1", "batch_size=16", "tensorboard=false", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["retrain"] == result["retrain"]
+    text = payload["text"].splitlines()
+    assert text[0].startswith("2 trials finished (random, ") and text[0].endswith("top 2:")
+    assert text[-3] == "best configuration: " + " ".join(result["best_overrides"][3:])
+    assert text[-2].startswith("retrained 2 seed(s) for 1 epochs: val accuracy ") and " ± " in text[-2]
+    assert text[-1] == "reproduce: " + result["command"]
 
 
 def test_spent_time_budget_starts_no_trial(tmp_path):
@@ -126,4 +142,4 @@ def test_spent_time_budget_starts_no_trial(tmp_path):
 
     data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
     with pytest.raises(ValueError, match="no finished trials"):
-        run_search(tune_args(data, tmp_path / "tuning", time_budget=1e-9, tuner="hyperband"))
+        run_search(**tune_args(data, tmp_path / "tuning", time_budget=1e-9, tuner="hyperband"))

@@ -11,14 +11,10 @@ factor 3); ``--max-trials`` caps random and Bayesian searches; ``--time-budget``
 starting new trials in this invocation (a running trial finishes). Distributed chief/worker mode is
 KerasTuner's: set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT.
 """
-import csv
-import io
 import os
 import shlex
 import time
 from pathlib import Path
-
-import numpy as np
 
 TOP_TRIALS = 10
 
@@ -82,18 +78,16 @@ def trial_row(rank, trial, hypermodel, max_epochs):
     }
 
 
+def _trial_cell(row, column):
+    return f"{row[column]:.4f}" if column == "val_accuracy" else str(row[column])
+
+
 def write_trial_tables(project_dir, rows):
     from kerascnn.io import atomic_write
+    from kerascnn.tables import csv_text, markdown_table
 
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(project_dir / "top_trials.csv", buf.getvalue())
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(f"{v:.4f}" if k == "val_accuracy" else str(v) for k, v in r.items()) + " |"
-              for r in rows]
-    atomic_write(project_dir / "top_trials.md", "\n".join(lines) + "\n")
+    atomic_write(project_dir / "top_trials.csv", csv_text(rows))
+    atomic_write(project_dir / "top_trials.md", markdown_table(rows, cell=_trial_cell))
 
 
 def reproduce_command(task, data_dir, overrides):
@@ -101,11 +95,17 @@ def reproduce_command(task, data_dir, overrides):
     return shlex.join(parts + ["--set", *overrides])
 
 
-def run_search(args):
-    """Search, tabulate the top trials, retrain the best; returns a dict with "text" for display."""
+def run_search(*, task, tuner="hyperband", max_epochs=30, max_trials=30, time_budget=None, out="tuning_runs",
+               name=None, retrain_seeds=1, overwrite=False, overrides=(), data_dir=None, verbose=1, progress=None):
+    """Search, tabulate the top trials, retrain the best; returns the summary (also written to summary.json).
+
+    ``overrides`` are ``--set``-style changes to the task's recipe that every trial shares;
+    ``time_budget`` is in minutes; ``verbose`` is KerasTuner's search verbosity, and ``progress``,
+    when given, is called with a line of text as each retraining starts. On a distributed-mode
+    worker the result is only ``{"worker": True, "tuner_id": ...}``: the chief reports.
+    """
     import keras
 
-    from kerascnn.cli import format_table
     from kerascnn.config import apply_overrides
     from kerascnn.data import load_dataset
     from kerascnn.data.augment import build_augmentation
@@ -113,14 +113,16 @@ def run_search(args):
     from kerascnn.experiments.runner import train_variant
     from kerascnn.io import write_json
     from kerascnn.models import model_arguments
+    from kerascnn.tables import mean_sd
     from kerascnn.tasks import resolve_config
     from tuning.hypermodels import SimpleCNNHyperModel, overrides_for, sample_space
 
-    base = resolve_config(args.task, args.set or (), data_dir=args.data_dir)
-    if args.max_epochs < 1 or args.max_trials < 1 or args.retrain_seeds < 0:
+    overrides = list(overrides)
+    base = resolve_config(task, overrides, data_dir=data_dir)
+    if max_epochs < 1 or max_trials < 1 or retrain_seeds < 0:
         raise ValueError("--max-epochs and --max-trials must be >= 1 and --retrain-seeds >= 0")
-    name = args.name or f"{args.task}_{args.tuner}"
-    project_dir = Path(args.out) / name
+    name = name or f"{task}_{tuner}"
+    project_dir = Path(out) / name
 
     keras.utils.set_random_seed(base.seed)
     splits = load_dataset(base)
@@ -129,60 +131,47 @@ def run_search(args):
                             augmentation=build_augmentation(base.augment, seed=base.seed), seed=base.seed)
     val_ds = make_dataset(splits.val.x, splits.val.y, splits.num_classes, base.batch_size)
 
-    tuner = make_tuner(args.tuner, hypermodel, max_epochs=args.max_epochs, max_trials=args.max_trials,
-                       seed=base.seed, directory=args.out, project_name=name, overwrite=args.overwrite)
-    if args.time_budget:
-        tuner.deadline = time.monotonic() + 60 * args.time_budget
+    search = make_tuner(tuner, hypermodel, max_epochs=max_epochs, max_trials=max_trials,
+                        seed=base.seed, directory=out, project_name=name, overwrite=overwrite)
+    if time_budget:
+        search.deadline = time.monotonic() + 60 * time_budget
     started = time.monotonic()
     stopped_by_budget = False
     try:
-        tuner.search(train_ds, validation_data=val_ds, epochs=args.max_epochs,
-                     verbose=0 if args.json else 1)
+        search.search(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose)
     except BudgetSpent:
         stopped_by_budget = True
     search_minutes = (time.monotonic() - started) / 60
     if _is_worker():
-        return {"text": f"worker {os.environ['KERASTUNER_TUNER_ID']} finished its trials", "worker": True}
+        return {"worker": True, "tuner_id": os.environ["KERASTUNER_TUNER_ID"]}
 
-    trials = tuner.oracle.get_best_trials(num_trials=TOP_TRIALS)
+    trials = search.oracle.get_best_trials(num_trials=TOP_TRIALS)
     if not trials:
         raise ValueError(f"no finished trials in {project_dir}; give the search more --time-budget")
-    rows = [trial_row(i + 1, t, hypermodel, args.max_epochs) for i, t in enumerate(trials)]
+    rows = [trial_row(i + 1, t, hypermodel, max_epochs) for i, t in enumerate(trials)]
     write_trial_tables(project_dir, rows)
-    finished = sum(1 for t in tuner.oracle.trials.values() if t.score is not None)
+    finished = sum(1 for t in search.oracle.trials.values() if t.score is not None)
 
     best = trials[0]
-    overrides, plan = overrides_for(sample_space(best.hyperparameters.copy()), splits.input_shape[0])
-    cfg = apply_overrides(base, overrides, model_arguments(base.model))
+    best_overrides, plan = overrides_for(sample_space(best.hyperparameters.copy()), splits.input_shape[0])
+    cfg = apply_overrides(base, best_overrides, model_arguments(base.model))
     retrained = []
-    for seed in range(args.retrain_seeds):
+    for seed in range(retrain_seeds):
         run_dir = project_dir / "retrain" / f"seed{seed}"
-        if not args.json:
-            print(f"retraining the best configuration, seed {seed}: {run_dir}", flush=True)
+        if progress is not None:
+            progress(f"retraining the best configuration, seed {seed}: {run_dir}")
         metrics = train_variant(cfg.replace(seed=seed), run_dir, quiet=True)
         retrained.append({"seed": seed, "run_dir": str(run_dir), "val_accuracy": metrics["best"]["val_accuracy"],
                           "train_accuracy": metrics["best"]["train_accuracy"], "best_epoch": metrics["best_epoch"],
                           "epochs_run": metrics["epochs_run"]})
-    scores = np.array([r["val_accuracy"] for r in retrained], dtype=float)
+    mean, sd = mean_sd([r["val_accuracy"] for r in retrained])
     summary = {
-        "task": args.task, "tuner": args.tuner, "tuning_dir": str(project_dir), "max_epochs": args.max_epochs,
+        "task": task, "tuner": tuner, "tuning_dir": str(project_dir), "max_epochs": max_epochs,
         "trials_finished": finished, "search_minutes": round(search_minutes, 2),
         "stopped_by_budget": stopped_by_budget, "best_trial": best.trial_id, "best_search_score": best.score,
-        "best_overrides": list(args.set or []) + overrides, "fit_adjustments": plan.adjustments,
-        "command": reproduce_command(args.task, args.data_dir, list(args.set or []) + overrides),
-        "top_trials": rows, "retrain": retrained,
-        "val_accuracy_mean": float(scores.mean()) if len(scores) else None,
-        "val_accuracy_std": float(scores.std(ddof=1)) if len(scores) > 1 else None,
+        "best_overrides": overrides + best_overrides, "fit_adjustments": plan.adjustments,
+        "command": reproduce_command(task, data_dir, overrides + best_overrides),
+        "top_trials": rows, "retrain": retrained, "val_accuracy_mean": mean, "val_accuracy_std": sd,
     }
     write_json(project_dir / "summary.json", summary)
-
-    text = [f"{finished} trials finished ({args.tuner}, {search_minutes:.1f} min this run"
-            f"{', stopped by the time budget' if stopped_by_budget else ''}); top {len(rows)}:",
-            format_table(rows), "", "best configuration: " + " ".join(overrides)]
-    if retrained:
-        spread = f" ± {summary['val_accuracy_std']:.4f}" if summary["val_accuracy_std"] is not None else ""
-        text.append(f"retrained {len(retrained)} seed(s) for {cfg.epochs} epochs: val accuracy "
-                    f"{summary['val_accuracy_mean']:.4f}{spread} "
-                    f"({', '.join(f'{r:.4f}' for r in scores)}); runs in {project_dir / 'retrain'}")
-    text.append(f"reproduce: {summary['command']}")
-    return {**summary, "text": "\n".join(text)}
+    return summary

@@ -6,14 +6,13 @@ Decoded-array caches go to ``<data home>/cache``.
 """
 import importlib
 import os
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from kerascnn.data.images import ImageSet
 
-# Dataset modules: every module of this package that defines ``load(cfg)``; helpers are listed here.
-_NOT_DATASETS = {"images", "pipeline", "augment", "download", "faces_fetch"}
+# The dataset modules of this package, imported by name on first use; a new dataset is added here.
+DATASETS = ("artists", "caltech101", "cifar10", "clipart", "faces", "faces_alexnet")
 
 
 @dataclass
@@ -33,6 +32,12 @@ class Splits:
     @property
     def input_shape(self):
         return tuple(self.train.x.shape[1:])
+
+    @property
+    def empty_classes(self):
+        """Class folders without images in any of the splits: classes a user may expect that the data lacks."""
+        parts = (self.train, self.val, self.test)
+        return sorted({c for part in parts if part is not None for c in part.empty_classes})
 
     def split(self, name):
         part = getattr(self, name, None)
@@ -61,11 +66,11 @@ def dataset_dir(cfg, name):
 
 
 def available_datasets():
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_DATASETS)
+    return sorted(DATASETS)
 
 
 def dataset_module(name):
-    if name not in available_datasets():
+    if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
     return importlib.import_module(f"kerascnn.data.{name}")
 

@@ -5,16 +5,16 @@ rules in one place: bytes go to `<dest>.part` (resumed with an HTTP Range reques
 SHA-256 is checked when known, and only a complete, verified file is renamed onto `dest`, so a
 file at `dest` can always be trusted.
 """
-import hashlib
 import http.client
 import os
 import re
-import secrets
 import ssl
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from kerascnn.io import sha256_file
 
 USER_AGENT = "Mozilla/5.0 (compatible; kerascnn-downloader)"
 CHUNK_BYTES = 1 << 16
@@ -53,37 +53,6 @@ class _Retryable(Exception):
     def __init__(self, final):
         super().__init__(str(final))
         self.final = final
-
-
-def sha256_file(path, chunk_bytes=1 << 20):
-    """Hex SHA-256 of a file, read in chunks so large files need little memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path, data):
-    """Write `data` so that `path` is either absent/old or complete, never half-written.
-
-    The temporary file lives in the same directory, so `os.replace` is a same-filesystem rename.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # os.open applies the umask, unlike tempfile's private 0600 files.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def download(url, dest, *, sha256=None, timeout=30, retries=3, backoff=1.0, resume=True,

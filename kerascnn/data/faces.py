@@ -7,12 +7,13 @@ warning naming them; Peri Gilpin, with 60 verified crops, trains on 50. The spli
 ``split_seed`` and each person's sorted file list, so repeats with other ``seed`` values share it.
 ``grayscale=true`` keeps one luma channel, so a 28x28 MLP sees 784 inputs.
 """
+import dataclasses
 import warnings
 
 import numpy as np
 
 from kerascnn.data import Splits, cache_dir, dataset_dir
-from kerascnn.data.images import ImageSet, list_class_folders, load_image_folder
+from kerascnn.data.images import list_class_folders, load_image_folder
 
 LAYOUT = """Expected layout (one folder per person, face crops in any common image format):
   <data-dir>/Alec_Baldwin/<face_id>.jpg
@@ -80,7 +81,7 @@ def load_images(cfg):
     images = load_image_folder(image_root(cfg), (cfg.image_size, cfg.image_size), cache_dir=cache_dir(cfg),
                                name="faces", layout_help=LAYOUT)
     if cfg.grayscale:
-        images = ImageSet(to_grayscale(images.x), images.y, images.class_names, images.files, images.skipped)
+        images = dataclasses.replace(images, x=to_grayscale(images.x))
     return images
 
 

@@ -8,6 +8,7 @@ the cache directory, keyed by the layer, the weights file's SHA-256 (or the seed
 pixels themselves, so a second training run, another classifier or an evaluation skips AlexNet
 entirely. The split is the faces one (``split_per_person``), so results compare with faces_mlp.
 """
+import dataclasses
 import hashlib
 import io
 import json
@@ -16,24 +17,15 @@ import numpy as np
 
 from kerascnn.data import cache_dir
 from kerascnn.data import faces
-from kerascnn.data.images import ImageSet
-from kerascnn.io import atomic_write
+from kerascnn.io import atomic_write, sha256_file
 
 LAYOUT = faces.LAYOUT
 CACHE_VERSION = 1
 
 
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_identity(cfg):
     """What fixes the extractor's weights: the file's SHA-256, or the seed of the random ones."""
-    return f"sha256:{_sha256_file(cfg.feature_weights)}" if cfg.feature_weights else f"random-seed:{cfg.seed}"
+    return f"sha256:{sha256_file(cfg.feature_weights)}" if cfg.feature_weights else f"random-seed:{cfg.seed}"
 
 
 def build_extractor(cfg, input_shape):
@@ -83,7 +75,7 @@ def load(cfg):
     if cfg.grayscale:
         raise ValueError("AlexNet features need RGB images; drop grayscale=true for the faces_alexnet dataset")
     images = faces.load_images(cfg)
-    features = ImageSet(cached_features(cfg, images.x), images.y, images.class_names, images.files)
+    features = dataclasses.replace(images, x=cached_features(cfg, images.x))
     return faces.make_splits("faces_alexnet", features, cfg)
 
 

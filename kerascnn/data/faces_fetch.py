@@ -35,8 +35,9 @@ from urllib.parse import urlparse
 
 from PIL import Image
 
-from kerascnn.data.download import (ChecksumError, DownloadError, DownloadTimeout,
-                                    atomic_write_bytes, download, sha256_file)
+from kerascnn.data.download import ChecksumError, DownloadError, DownloadTimeout, download
+from kerascnn.io import atomic_write, sha256_file
+from kerascnn.tables import csv_text
 
 MAX_SIDE = 227
 JPEG_QUALITY = 92
@@ -301,7 +302,7 @@ class _CropWriter:
             else:
                 buffer = io.BytesIO()
                 face.save(buffer, "JPEG", quality=self.quality)
-                atomic_write_bytes(self.out_dir / entry.crop_relpath, buffer.getvalue())
+                atomic_write(self.out_dir / entry.crop_relpath, buffer.getvalue(), fsync=True)
                 with self._lock:
                     self.sources[entry.face_id] = source
                 outcomes[KEPT] += 1
@@ -326,11 +327,8 @@ def _write_manifest(out_dir, entries, sources):
                 "file": entry.crop_relpath, "name": entry.name, "image_id": entry.image_id,
                 "face_id": entry.face_id, "bbox": ",".join(map(str, entry.bbox)),
                 "sha256": entry.sha256, "source": sources.get(entry.face_id, earlier)}
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(row for file, row in sorted(rows.items()) if (out_dir / file).is_file())
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    present = [row for file, row in sorted(rows.items()) if (out_dir / file).is_file()]
+    atomic_write(path, csv_text(present, MANIFEST_FIELDS), fsync=True)
 
 
 class _ProgressLine:

@@ -29,18 +29,27 @@ class CorruptImageWarning(UserWarning):
     """Some images could not be decoded and were left out."""
 
 
+class EmptyClassWarning(UserWarning):
+    """Some class folders hold no images: a class the user expects is missing from the data."""
+
+
 @dataclass
 class ImageSet:
-    """Decoded images: uint8 NHWC pixels, int labels, class names and the source file of each row."""
+    """Decoded images: uint8 NHWC pixels, int labels, class names and the source file of each row.
+
+    ``empty_classes`` names the class folders that held no image file.
+    """
 
     x: np.ndarray
     y: np.ndarray
     class_names: list
     files: list
     skipped: list = field(default_factory=list)
+    empty_classes: list = field(default_factory=list)
 
     def subset(self, idx):
-        return ImageSet(self.x[idx], self.y[idx], self.class_names, [self.files[i] for i in idx])
+        return ImageSet(self.x[idx], self.y[idx], self.class_names, [self.files[i] for i in idx],
+                        empty_classes=self.empty_classes)
 
 
 def is_image_file(path):
@@ -90,7 +99,8 @@ def decode_many(paths, size, workers=None):
 
 
 def list_class_folders(root, layout_help, ignore=()):
-    """Class folders under ``root`` and their image files; clear errors when the layout is wrong."""
+    """Class folders under ``root`` that hold images, and the image files of every folder (an empty
+    folder maps to ``[]``); clear errors when the layout is wrong."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetNotFoundError(f"no data directory at {root}.\n{layout_help}")
@@ -118,10 +128,15 @@ def _cache_key(root, entries, size):
 def load_image_folder(root, size, *, cache_dir, name, layout_help, ignore=(), class_names=None):
     """Load ``root/<class>/*`` as an ImageSet, decoding only when the cache is stale.
 
-    ``class_names`` fixes the label order (folder names otherwise, sorted).
+    ``class_names`` fixes the label order (folder names otherwise, sorted). Class folders without
+    images are named in an ``EmptyClassWarning`` and in the result's ``empty_classes``.
     """
     root = Path(root)
     folders, files = list_class_folders(root, layout_help, ignore)
+    empty = sorted(c for c, found in files.items() if not found)
+    if empty:
+        warnings.warn(f"{root}: no images in class folder(s) {', '.join(empty)}; "
+                      f"{len(folders)} classes have images", EmptyClassWarning, stacklevel=2)
     classes = class_names or folders
     missing = [c for c in classes if c not in files]
     if missing:
@@ -132,11 +147,12 @@ def load_image_folder(root, size, *, cache_dir, name, layout_help, ignore=(), cl
     cache = Path(cache_dir) / f"{name}-{size[0]}x{size[1]}-{_cache_key(root, paths, size)}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
-            images = ImageSet(z["x"], z["y"], list(z["class_names"]), list(z["files"]), list(map(tuple, z["skipped"])))
+            images = ImageSet(z["x"], z["y"], list(z["class_names"]), list(z["files"]), list(map(tuple, z["skipped"])),
+                              empty)
     else:
         x, kept, skipped = decode_many(paths, size)
         rel = [str(paths[i].relative_to(root)) for i in kept]
-        images = ImageSet(x, labels[kept], list(classes), rel, skipped)
+        images = ImageSet(x, labels[kept], list(classes), rel, skipped, empty)
         buf = io.BytesIO()
         np.savez(buf, x=x, y=images.y, class_names=np.array(classes), files=np.array(rel, dtype=str),
                  skipped=np.array(skipped, dtype=str).reshape(-1, 2))

@@ -6,6 +6,7 @@ differs from the starter row only by what its name says. All variants build at 5
 sizes are noted where a variant is close to shrinking a map below the next kernel.
 """
 from kerascnn.experiments import study
+from kerascnn.experiments.robustness import evaluate_transformed
 
 study(
     "artists.pooling",
@@ -112,5 +113,5 @@ study(
     "the tuned model with and without training augmentation, on validation images transformed by "
     "colour jitter, blur, perspective, rotation, translation, scaling, flip and grayscale (1.7)",
     variants=[("no_augmentation", []), ("augmentation", [ROBUSTNESS_AUGMENTATION])],
-    post="kerascnn.experiments.robustness:evaluate_transformed",
+    post=evaluate_transformed,
 )

@@ -6,9 +6,8 @@ the improved network and ResNet-18, each with its own task's full recipe, on the
 """
 import dataclasses
 
-import numpy as np
-
 from kerascnn.experiments import study
+from kerascnn.tables import put_mean_sd
 from kerascnn.tasks import get_task
 
 BASE_TASK = "caltech101_lenet"
@@ -35,16 +34,6 @@ def recipe_overrides(task, base=BASE_TASK):
     return overrides
 
 
-study(
-    "caltech101.models", BASE_TASK,
-    "LeNet-5 (Q1a), the improved compact BN network (Q1b) and ResNet-18 (Q3), each with its task's recipe",
-    variants=[("lenet5", []),
-              ("improved", recipe_overrides("caltech101_improved")),
-              ("resnet18", recipe_overrides("caltech101_resnet18"))],
-    post="kerascnn.experiments.caltech101:loss_and_accuracy",
-)
-
-
 def loss_and_accuracy(study, study_dir, results, quiet=False):
     """Train and val loss and accuracy of each best checkpoint (mean over seeds, std when several)."""
     rows = []
@@ -57,8 +46,16 @@ def loss_and_accuracy(study, study_dir, results, quiet=False):
         columns.update(best_epoch=[m["best_epoch"] for m in runs], epochs_run=[m["epochs_run"] for m in runs],
                        seconds=[m["train_seconds"] for m in runs])
         for key, values in columns.items():
-            row[key] = float(np.mean(values))
-            if len(runs) > 1:
-                row[f"{key}_std"] = float(np.std(values, ddof=1))
+            put_mean_sd(row, key, values)
         rows.append(row)
     return {"rows": rows, "columns": ["variant", "model", "parameters", *keys, "best_epoch", "epochs_run", "seconds"]}
+
+
+study(
+    "caltech101.models", BASE_TASK,
+    "LeNet-5 (Q1a), the improved compact BN network (Q1b) and ResNet-18 (Q3), each with its task's recipe",
+    variants=[("lenet5", []),
+              ("improved", recipe_overrides("caltech101_improved")),
+              ("resnet18", recipe_overrides("caltech101_resnet18"))],
+    post=loss_and_accuracy,
+)

@@ -7,14 +7,77 @@ import warnings
 import numpy as np
 
 from kerascnn.experiments import study
+from kerascnn.tables import put_mean_sd
 
-_POST = "kerascnn.experiments.cifar10:"
+# ------------------------------------------------------------------ post hooks
+
+def _runs(results, variant):
+    return [r["metrics"] for r in results if r["variant"] == variant]
+
+
+def with_gap(study, study_dir, results, quiet=False):
+    """The standard table plus accuracy_gap: train minus val accuracy of the best checkpoint, per seed."""
+    from kerascnn.experiments.runner import COLUMNS, summarise
+
+    rows = summarise(results, study)
+    for row in rows:
+        runs = _runs(results, row["variant"])
+        put_mean_sd(row, "accuracy_gap", [m["best"]["train_accuracy"] - m["best"]["val_accuracy"] for m in runs])
+    columns = COLUMNS[:3] + ["accuracy_gap"] + COLUMNS[3:] + ["overrides"]
+    if study.sweep:
+        columns.insert(1, study.sweep)
+    return {"rows": rows, "columns": columns}
+
+
+def best_vs_last(study, study_dir, results, quiet=False):
+    """Best-validation and last checkpoints side by side, on train and val, mean and std over seeds."""
+    rows = []
+    for variant, overrides in study.variants:
+        runs = _runs(results, variant)
+        row = {"variant": variant, "overrides": " ".join(overrides), "seeds": len(runs)}
+        put_mean_sd(row, "best_epoch", [m["best_epoch"] for m in runs])
+        put_mean_sd(row, "epochs_run", [m["epochs_run"] for m in runs])
+        for which in ("best", "last"):
+            for split in ("train", "val"):
+                put_mean_sd(row, f"{which}_{split}_accuracy", [m[which][f"{split}_accuracy"] for m in runs])
+        rows.append(row)
+    columns = ["variant", "seeds", "best_epoch", "epochs_run", "best_train_accuracy", "last_train_accuracy",
+               "best_val_accuracy", "last_val_accuracy"]
+    return {"rows": rows, "columns": columns}
+
+
+def transfer_table(study, study_dir, results, quiet=False):
+    """The standard table plus test accuracy of each best checkpoint and where the backbone came from."""
+    from kerascnn.evaluate import evaluate_run
+    from kerascnn.experiments.runner import COLUMNS, summarise
+
+    rows = summarise(results, study)
+    for row in rows:
+        runs = [r for r in results if r["variant"] == row["variant"]]
+        cfg = runs[0]["cfg"]
+        weights = cfg.model_args.get("weights")
+        pretrained = cfg.model_args.get("pretrained", True)
+        row["backbone"] = ("random init" if not pretrained or not weights else str(weights)) + (
+            ", trained" if cfg.model_args.get("train_backbone") else ", frozen")
+        tests = [evaluate_run(r["run_dir"], split="test", checkpoint="best")["accuracy"] for r in runs]
+        put_mean_sd(row, "test_accuracy", tests)
+    if not any(r["cfg"].model_args.get("weights") for r in results):
+        note = ("cifar10.transfer ran without --set model.weights=PATH: 'frozen' trained the head on frozen "
+                "RANDOM features and 'fine_tuned' equals 'scratch' up to its initial draw.")
+        warnings.warn(note, stacklevel=2)
+        if not quiet:
+            print(f"note: {note}")
+    columns = ["variant", "backbone"] + COLUMNS[1:3] + ["test_accuracy"] + COLUMNS[3:]
+    return {"rows": rows, "columns": columns}
+
+
+# ------------------------------------------------------------------ studies
 
 study(
     "cifar10.batchnorm", "cifar10",
     "the ConvNet with and without batch norm, all else equal (Q2a): loss and accuracy curves overlaid",
     variants=[("plain", []), ("batch_norm", ["model.batch_norm=true"])],
-    post=_POST + "with_gap",
+    post=with_gap,
 )
 
 study(
@@ -22,7 +85,7 @@ study(
     "50 epochs; the best-validation checkpoint against the last one, on train and val (Q2b; use --repeats)",
     variants=[("plain", []), ("batch_norm", ["model.batch_norm=true"])],
     base=["epochs=50"],
-    post=_POST + "best_vs_last",
+    post=best_vs_last,
 )
 
 # Geometric and colour augmentations one at a time, then combined (Q3a). Names and strengths
@@ -50,7 +113,7 @@ study(
         ("geometric", _augment(GEOMETRIC)),
         ("geometric_colour", _augment(GEOMETRIC + COLOUR)),
     ],
-    post=_POST + "with_gap",
+    post=with_gap,
 )
 
 study(
@@ -59,7 +122,7 @@ study(
     variants=[(f"p{p:.1f}", [f"model.dropout={p:.1f}"]) for p in np.round(np.arange(0.0, 1.0, 0.1), 1)],
     base=["augment=[]"],
     sweep="model.dropout",
-    post=_POST + "with_gap",
+    post=with_gap,
 )
 
 study(
@@ -71,74 +134,5 @@ study(
         ("fine_tuned", ["model.train_backbone=true"]),
         ("scratch", ["model.train_backbone=true", "model.pretrained=false"]),
     ],
-    post=_POST + "transfer_table",
+    post=transfer_table,
 )
-
-
-# ------------------------------------------------------------------ post hooks
-
-def _mean_std(values, row, key):
-    values = np.asarray(values, dtype=float)
-    row[key] = float(values.mean())
-    if len(values) > 1:
-        row[f"{key}_std"] = float(values.std(ddof=1))
-
-
-def _runs(results, variant):
-    return [r["metrics"] for r in results if r["variant"] == variant]
-
-
-def with_gap(study, study_dir, results, quiet=False):
-    """The standard table plus accuracy_gap: train minus val accuracy of the best checkpoint, per seed."""
-    from kerascnn.experiments.runner import COLUMNS, summarise
-
-    rows = summarise(results, study)
-    for row in rows:
-        runs = _runs(results, row["variant"])
-        _mean_std([m["best"]["train_accuracy"] - m["best"]["val_accuracy"] for m in runs], row, "accuracy_gap")
-    columns = COLUMNS[:3] + ["accuracy_gap"] + COLUMNS[3:] + ["overrides"]
-    if study.sweep:
-        columns.insert(1, study.sweep)
-    return {"rows": rows, "columns": columns}
-
-
-def best_vs_last(study, study_dir, results, quiet=False):
-    """Best-validation and last checkpoints side by side, on train and val, mean and std over seeds."""
-    rows = []
-    for variant, overrides in study.variants:
-        runs = _runs(results, variant)
-        row = {"variant": variant, "overrides": " ".join(overrides), "seeds": len(runs)}
-        _mean_std([m["best_epoch"] for m in runs], row, "best_epoch")
-        _mean_std([m["epochs_run"] for m in runs], row, "epochs_run")
-        for which in ("best", "last"):
-            for split in ("train", "val"):
-                _mean_std([m[which][f"{split}_accuracy"] for m in runs], row, f"{which}_{split}_accuracy")
-        rows.append(row)
-    columns = ["variant", "seeds", "best_epoch", "epochs_run", "best_train_accuracy", "last_train_accuracy",
-               "best_val_accuracy", "last_val_accuracy"]
-    return {"rows": rows, "columns": columns}
-
-
-def transfer_table(study, study_dir, results, quiet=False):
-    """The standard table plus test accuracy of each best checkpoint and where the backbone came from."""
-    from kerascnn.evaluate import evaluate_run
-    from kerascnn.experiments.runner import COLUMNS, summarise
-
-    rows = summarise(results, study)
-    for row in rows:
-        runs = [r for r in results if r["variant"] == row["variant"]]
-        cfg = runs[0]["cfg"]
-        weights = cfg.model_args.get("weights")
-        pretrained = cfg.model_args.get("pretrained", True)
-        row["backbone"] = ("random init" if not pretrained or not weights else str(weights)) + (
-            ", trained" if cfg.model_args.get("train_backbone") else ", frozen")
-        tests = [evaluate_run(r["run_dir"], split="test", checkpoint="best")["accuracy"] for r in runs]
-        _mean_std(tests, row, "test_accuracy")
-    if not any(r["cfg"].model_args.get("weights") for r in results):
-        note = ("cifar10.transfer ran without --set model.weights=PATH: 'frozen' trained the head on frozen "
-                "RANDOM features and 'fine_tuned' equals 'scratch' up to its initial draw.")
-        warnings.warn(note, stacklevel=2)
-        if not quiet:
-            print(f"note: {note}")
-    columns = ["variant", "backbone"] + COLUMNS[1:3] + ["test_accuracy"] + COLUMNS[3:]
-    return {"rows": rows, "columns": columns}

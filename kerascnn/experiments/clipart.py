@@ -35,15 +35,6 @@ ABLATION = [
      ["model.squeeze_excitation=false", "model.stochastic_depth=0.0", "label_smoothing=0.0"]),
 ]
 
-study(
-    "clipart.ablation", "clipart_own",
-    "model C (ClipNet) ablation: optimizer, pooling, dropout, batch norm, initialisation, augmentation, "
-    "LR strategy and the extra techniques, one change from the baseline at a time",
-    variants=[(name, overrides) for _, _, name, overrides in ABLATION],
-    post="kerascnn.experiments.clipart:ablation_table",
-)
-
-
 def ablation_table(study, study_dir, results, quiet=False):
     """The runner's rows, labelled with the question and setting, plus the change from the baseline."""
     from kerascnn.experiments.runner import summarise
@@ -57,3 +48,12 @@ def ablation_table(study, study_dir, results, quiet=False):
     columns = ["question", "setting", "variant", "train_accuracy", "val_accuracy", "delta_val_accuracy",
                "last_val_accuracy", "best_epoch", "epochs_run", "seconds"]
     return {"rows": rows, "columns": columns}
+
+
+study(
+    "clipart.ablation", "clipart_own",
+    "model C (ClipNet) ablation: optimizer, pooling, dropout, batch norm, initialisation, augmentation, "
+    "LR strategy and the extra techniques, one change from the baseline at a time",
+    variants=[(name, overrides) for _, _, name, overrides in ABLATION],
+    post=ablation_table,
+)

@@ -3,41 +3,16 @@ from kerascnn.experiments import study
 
 WEIGHT_UNITS = 6  # units drawn per variant: the ones the output layer weighs most
 
-study(
-    "faces_weights",
-    "faces_mlp",
-    "300 vs 800 hidden units on grey 28x28 faces with L2, and pictures of their hidden units' weights",
-    variants=[("hidden300", ["model.hidden=[300]"]), ("hidden800", ["model.hidden=[800]"])],
-    # [0, 1] pixels, not the recipe's ZCA whitening: whitened inputs make high-frequency weight pictures.
-    base=["grayscale=true", "model.l2=0.001", "preprocess=unit"],
-    post="kerascnn.experiments.faces:draw_weights",
-)
-
-study(
-    "faces_preprocessing",
-    "faces_mlp",
-    "the MLP's input: [0, 1] pixels, per-pixel standardisation, and ZCA whitening at four strengths "
-    "(test accuracy of each best-validation checkpoint added to the table)",
-    variants=[("unit", ["preprocess=unit"]), ("pixelwise", ["preprocess=pixelwise"]),
-              ("zca_0.3", ["preprocess=zca", "zca_epsilon=0.3"]), ("zca_1", ["preprocess=zca", "zca_epsilon=1.0"]),
-              ("zca_3", ["preprocess=zca", "zca_epsilon=3.0"]), ("zca_10", ["preprocess=zca", "zca_epsilon=10.0"])],
-    post="kerascnn.experiments.faces:add_test_accuracy",
-)
-
-
 def with_test_accuracy(rows, results):
     """Each row gets the mean (and spread) test accuracy of its runs' best-validation checkpoints."""
-    import numpy as np
-
     from kerascnn.evaluate import evaluate_run
+    from kerascnn.tables import put_mean_sd
 
     for row in rows:
         runs = [r for r in results if r["variant"] == row["variant"]]
         accuracies = [evaluate_run(r["run_dir"], split="test")["accuracy"] for r in runs]
-        row["test_accuracy"] = float(np.mean(accuracies))
+        put_mean_sd(row, "test_accuracy", accuracies)
         row["test_accuracies"] = " ".join(f"{a:.4f}" for a in accuracies)
-        if len(accuracies) > 1:
-            row["test_accuracy_std"] = float(np.std(accuracies, ddof=1))
     return rows
 
 
@@ -72,3 +47,25 @@ def draw_weights(study, study_dir, results, quiet=False):
             print(f"[{study.name}] {row['variant']}: {written[0]}", flush=True)
     columns = COLUMNS[:3] + ["test_accuracy"] + COLUMNS[3:] + ["weights_png"]
     return {"rows": rows, "columns": columns}
+
+
+study(
+    "faces_weights",
+    "faces_mlp",
+    "300 vs 800 hidden units on grey 28x28 faces with L2, and pictures of their hidden units' weights",
+    variants=[("hidden300", ["model.hidden=[300]"]), ("hidden800", ["model.hidden=[800]"])],
+    # [0, 1] pixels, not the recipe's ZCA whitening: whitened inputs make high-frequency weight pictures.
+    base=["grayscale=true", "model.l2=0.001", "preprocess=unit"],
+    post=draw_weights,
+)
+
+study(
+    "faces_preprocessing",
+    "faces_mlp",
+    "the MLP's input: [0, 1] pixels, per-pixel standardisation, and ZCA whitening at four strengths "
+    "(test accuracy of each best-validation checkpoint added to the table)",
+    variants=[("unit", ["preprocess=unit"]), ("pixelwise", ["preprocess=pixelwise"]),
+              ("zca_0.3", ["preprocess=zca", "zca_epsilon=0.3"]), ("zca_1", ["preprocess=zca", "zca_epsilon=1.0"]),
+              ("zca_3", ["preprocess=zca", "zca_epsilon=3.0"]), ("zca_10", ["preprocess=zca", "zca_epsilon=10.0"])],
+    post=add_test_accuracy,
+)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kerascnn.tables import put_mean_sd
+from kerascnn.vis.figure import pyplot, save_figure
+
 SEED = 1234
 
 
@@ -187,30 +190,16 @@ def evaluate_transformed(study, study_dir, results, quiet=False):
     for i, (name, _, label, _) in enumerate(TRANSFORMS):
         row = {"transformation": name, "strength": label}
         for variant in variants:
-            values = np.array(scores[(variant, i)])
-            row[f"{variant}_accuracy"] = float(values.mean())
-            if len(values) > 1:
-                row[f"{variant}_accuracy_std"] = float(values.std(ddof=1))
+            put_mean_sd(row, f"{variant}_accuracy", scores[(variant, i)])
         rows.append(row)
     plot_robustness(Path(study_dir) / "robustness.png", rows, variants, study.name)
     plot_examples(Path(study_dir) / "transformed_examples.png", val.x[0])
     return {"rows": rows, "columns": ["transformation", "strength"] + [f"{v}_accuracy" for v in variants]}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_robustness(path, rows, variants, title):
     """Grouped horizontal bars: accuracy per transformation and variant, dashed lines at the clean accuracy."""
-    from kerascnn.io import atomic_path
-
-    plt = _plt()
+    plt = pyplot()
     labels = [f"{r['transformation']} ({r['strength']})" if r["strength"] != "-" else "clean" for r in rows]
     height = 0.8 / len(variants)
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) * max(2, len(variants)) / 2 + 1.5))
@@ -229,16 +218,12 @@ def plot_robustness(path, rows, variants, title):
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_examples(path, image):
     """One validation image under every transformation, to show what the strengths mean."""
-    from kerascnn.io import atomic_path
-
-    plt = _plt()
+    plt = pyplot()
     cols = 6
     rows = -(-len(TRANSFORMS) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.8))
@@ -248,6 +233,4 @@ def plot_examples(path, image):
         ax.imshow(transform_images(image[None], fn, strength)[0].astype(np.uint8))
         ax.set_title(f"{name}\n{label}" if fn else "clean", fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

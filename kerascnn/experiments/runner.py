@@ -5,17 +5,16 @@ Layout: ``<out>/<study>/runs/<variant>/seed<k>/`` (ordinary run directories), ``
 present) is skipped on a re-run, an interrupted one resumes; a run finished under a different
 configuration is an error rather than silently mixed into the table.
 """
-import csv
 import dataclasses
-import importlib
-import io
 from pathlib import Path
 
 import numpy as np
 
 from kerascnn import rundir
 from kerascnn.experiments import STUDIES
-from kerascnn.io import atomic_path, atomic_write, write_json
+from kerascnn.io import atomic_write, write_json
+from kerascnn.tables import csv_text, format_mean_sd, markdown_lines, put_mean_sd
+from kerascnn.vis.figure import pyplot, save_figure
 
 COLUMNS = ["variant", "train_accuracy", "val_accuracy", "best_epoch", "epochs_run", "seconds"]
 
@@ -74,8 +73,7 @@ def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_
     rows = summarise(results, study)
     extra = {}
     if study.post:
-        module, fn = study.post.split(":")
-        extra = getattr(importlib.import_module(module), fn)(study, study_dir, results, quiet=quiet) or {}
+        extra = study.post(study, study_dir, results, quiet=quiet) or {}
         rows = extra.get("rows", rows)
     markdown = write_tables(study_dir, study, rows, extra.get("columns"))
     plot_curves(study_dir / "curves.png", results, study)
@@ -101,10 +99,7 @@ def summarise(results, study):
         runs = [_metric_row(r["metrics"]) for r in results if r["variant"] == variant]
         row = {"variant": variant, "overrides": " ".join(overrides), "seeds": len(runs)}
         for key in runs[0]:
-            values = np.array([r[key] for r in runs], dtype=float)
-            row[key] = float(values.mean())
-            if len(runs) > 1:
-                row[f"{key}_std"] = float(values.std(ddof=1))
+            put_mean_sd(row, key, [r[key] for r in runs])
         if study.sweep:
             row[study.sweep] = sweep_value(overrides, study.sweep)
         rows.append(row)
@@ -123,43 +118,30 @@ def sweep_value(overrides, key):
 
 
 def _cell(row, key):
+    """A Markdown cell: accuracies to 4 decimals, epochs and seconds to 1, each with its ± sd over seeds."""
     v = row.get(key)
     if isinstance(v, float):
-        text = f"{v:.4f}" if "accuracy" in key else (f"{v:.1f}" if key in ("best_epoch", "epochs_run", "seconds") else f"{v:g}")
-        if f"{key}_std" in row:
-            text += f" ± {row[f'{key}_std']:.4f}" if "accuracy" in key else f" ± {row[f'{key}_std']:.1f}"
-        return text
+        if "accuracy" in key:
+            return format_mean_sd(v, row.get(f"{key}_std"))
+        if key in ("best_epoch", "epochs_run", "seconds"):
+            return format_mean_sd(v, row.get(f"{key}_std"), ".1f")
+        return f"{v:g}"
     return "" if v is None else str(v)
 
 
 def write_tables(study_dir, study, rows, columns=None):
     columns = columns or COLUMNS + ["last_val_accuracy", "overrides"]
     csv_columns = [c for c in rows[0] if c != "cfg"] if rows else columns
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=csv_columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(Path(study_dir) / "table.csv", buf.getvalue())
-    lines = [f"### {study.name}: {study.description}", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(r, c) for c in columns) + " |" for r in rows]
+    atomic_write(Path(study_dir) / "table.csv", csv_text(rows, csv_columns))
+    lines = [f"### {study.name}: {study.description}", ""] + markdown_lines(rows, columns, _cell)
     markdown = "\n".join(lines) + "\n"
     atomic_write(Path(study_dir) / "table.md", markdown)
     return markdown
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(path, results, study):
     """Validation accuracy per epoch, one line per variant (mean over seeds), train dashed."""
-    plt = _figure()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, (variant, _) in enumerate(study.variants):
         histories = [rundir.read_history(r["run_dir"]) for r in results if r["variant"] == variant]
@@ -184,13 +166,11 @@ def plot_curves(path, results, study):
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{study.name}: {study.description}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_sweep(path, rows, study):
-    plt = _figure()
+    plt = pyplot()
     points = [r for r in rows if isinstance(r.get(study.sweep), float)]
     xs = [r[study.sweep] for r in points]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -203,6 +183,4 @@ def plot_sweep(path, rows, study):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

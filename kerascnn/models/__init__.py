@@ -1,12 +1,11 @@
 """Model registry: ``create_model(name, input_shape, num_classes, **kwargs)``, timm style.
 
-Each family lives in its own module and registers its builders with ``@register``. A builder is
-a plain function returning a functional ``keras.Model``; its keyword arguments and their defaults
-are the model's configurable surface (``--set model.KEY=VALUE`` is checked against them).
+Each family lives in its own module, listed in ``_load_all``, and registers its builders with
+``@register``. A builder is a plain function returning a functional ``keras.Model``; its keyword
+arguments and their defaults are the model's configurable surface (``--set model.KEY=VALUE`` is
+checked against them). A new family module is added to that list; helpers such as ``common`` are not.
 """
-import importlib
 import inspect
-import pkgutil
 
 _BUILDERS = {}
 
@@ -17,10 +16,10 @@ def register(fn):
 
 
 def _load_all():
-    """Import every family module once (lazily, so ``import kerascnn`` stays cheap)."""
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "common":
-            importlib.import_module(f"kerascnn.models.{info.name}")
+    """Import the family modules on first use: they import Keras, which takes seconds."""
+    from kerascnn.models import (  # noqa: F401
+        alexnet, caltech_net, clipnet, convnet, lenet, mlp, resnet, resnet50, simple_cnn, vgg,
+    )
 
 
 def available_models():

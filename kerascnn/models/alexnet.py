@@ -44,17 +44,8 @@ def _features(x, upto=None):
 
 
 @register
-def alexnet(
-    input_shape=(224, 224, 3),
-    num_classes=1000,
-    *,
-    weights=None,
-    skip_classifier=None,
-    hidden=4096,
-    dropout=0.5,
-    l2=0.0,
-    preprocess="imagenet",
-):
+def alexnet(input_shape=(224, 224, 3), num_classes=1000, *, weights=None, skip_classifier=None, hidden=4096,
+            dropout=0.5, l2=0.0, preprocess="imagenet"):
     """conv1-conv5 with max pools, adaptive 6x6 average pool, (dropout, dense, ReLU) x2, softmax.
 
     Geometry as torchvision's ``alexnet`` (61,100,840 parameters at 1000 classes). At 224x224

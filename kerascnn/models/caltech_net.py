@@ -56,6 +56,4 @@ def caltech_net(
         for c in range(1, n_convs + 1):
             x = conv_bn_relu(x, width, 3, 1, f"stage{stage}", c)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, classifier_output(x, num_classes), name="caltech_net")
+    return keras.Model(inputs, classifier_output(x, num_classes, dropout), name="caltech_net")

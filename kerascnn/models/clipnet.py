@@ -120,23 +120,9 @@ class _Builder:
 
 
 @register
-def clipnet(
-    input_shape=(96, 96, 3),
-    num_classes=65,
-    *,
-    stem_width=24,
-    widths=(32, 64, 128, 192),
-    blocks=(1, 2, 2, 2),
-    expansion=4,
-    feature_units=128,
-    initializer="he_normal",
-    pooling="max",
-    dropout=0.3,
-    batch_norm=True,
-    squeeze_excitation=True,
-    stochastic_depth=0.1,
-    preprocess="imagenet",
-):
+def clipnet(input_shape=(96, 96, 3), num_classes=65, *, stem_width=24, widths=(32, 64, 128, 192), blocks=(1, 2, 2, 2),
+            expansion=4, feature_units=128, initializer="he_normal", pooling="max", dropout=0.3, batch_norm=True,
+            squeeze_excitation=True, stochastic_depth=0.1, preprocess="imagenet"):
     """3x3/2 stem, four stages of inverted-bottleneck blocks with 2x2 pooling between them,
     multi-scale global average pooling (last two stages), a ReLU dense ``features`` layer, dropout, softmax.
 
@@ -168,6 +154,4 @@ def clipnet(
               for s, t in enumerate(stage_outputs[-2:], start=len(stage_outputs) - 1)]
     x = layers.Concatenate(name="multiscale")(pooled)
     x = layers.Dense(feature_units, activation="relu", kernel_initializer=build.init(), name="features")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="features_dropout")(x)
-    return keras.Model(inputs, classifier_output(x, num_classes), name="clipnet")
+    return keras.Model(inputs, classifier_output(x, num_classes, dropout, "features_dropout"), name="clipnet")

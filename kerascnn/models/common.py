@@ -113,8 +113,13 @@ class ZCAWhitening(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def classifier_output(x, num_classes, name="predictions"):
-    """Softmax output kept in float32 so mixed-precision training stays numerically stable."""
+def classifier_output(x, num_classes, dropout=0.0, dropout_name="dropout", name="predictions"):
+    """Dropout at rate ``dropout`` (none at 0), then the softmax output.
+
+    The output is kept in float32 so mixed-precision training stays numerically stable.
+    """
+    if dropout:
+        x = layers.Dropout(dropout, name=dropout_name)(x)
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
 
 

@@ -48,6 +48,4 @@ def convnet(
         if dropout and i < len(widths):
             x = layers.Dropout(dropout, name=f"block{i}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="flatten_dropout")(x)
-    return keras.Model(inputs, classifier_output(x, num_classes), name="convnet")
+    return keras.Model(inputs, classifier_output(x, num_classes, dropout, "flatten_dropout"), name="convnet")

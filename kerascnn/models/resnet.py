@@ -78,6 +78,4 @@ def resnet18(
             stride = 2 if b == 1 and stage > 2 else 1
             x = _basic_block(x, filters, stride, f"conv{stage}_block{b}", reg)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, classifier_output(x, num_classes), name="resnet18")
+    return keras.Model(inputs, classifier_output(x, num_classes, dropout), name="resnet18")

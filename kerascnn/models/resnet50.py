@@ -134,6 +134,4 @@ def resnet50(
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = bn_momentum
     x = layers.GlobalAveragePooling2D(name="global_pool")(backbone.output)
-    if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.Model(inputs, classifier_output(x, num_classes), name="resnet50_clipart")
+    return keras.Model(inputs, classifier_output(x, num_classes, dropout, "head_dropout"), name="resnet50_clipart")

@@ -13,6 +13,7 @@ percentile per picture). Default layer: the last convolution; default units: fil
 import numpy as np
 
 from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure
 
 DEFAULT_UNITS = (0, 1, 2, 3)
 STEPS = 150
@@ -56,11 +57,7 @@ def contrast_stretch(image):
 
 def plot_filter_images(rows, path, title=""):
     """``rows``: [(layer, units, images)]; one row of pictures per layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     columns = max(len(units) for _, units, _ in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(2.2 * columns, 2.5 * len(rows)), squeeze=False)
     for row_axes, (layer, units, images) in zip(axes, rows):
@@ -71,29 +68,23 @@ def plot_filter_images(rows, path, title=""):
             ax.set_title(f"{layer}\nfilter {unit}", fontsize=7)
     fig.suptitle(title or "activation maximisation", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def activation_max_kind(run_dir, out_dir, args):
-    """The KINDS entry: a grid (layers x units) plus the figure's arrays as an .npz."""
+def activation_max_kind(run_dir, out_dir, *, checkpoint="best", layers=None, units=None):
+    """The ``activation-max`` kind: a grid (``layers`` x ``units``) plus the figure's arrays as an .npz."""
     from kerascnn import rundir
-    from kerascnn.vis.saliency import _layers_arg
+    from kerascnn.vis.saliency import find_last_conv_layer, resolve_layers
 
-    model = rundir.load_model(run_dir, args.checkpoint)
-    layers = _layers_arg(model, args)
-    if layers == [None]:
-        from kerascnn.vis.saliency import find_last_conv_layer
-
-        layers = [find_last_conv_layer(model)]
-    units = tuple(args.units) if args.units else DEFAULT_UNITS
+    model = rundir.load_model(run_dir, checkpoint)
+    layers = [layer or find_last_conv_layer(model) for layer in resolve_layers(model, layers)]
+    units = tuple(units) if units else DEFAULT_UNITS
     seed = rundir.load_config(run_dir).seed
     rows = [(layer, units, maximise_filters(model, layer, units, seed=seed)) for layer in layers]
-    path = out_dir / f"activation_max_{args.checkpoint}.png"
+    path = out_dir / f"activation_max_{checkpoint}.png"
     plot_filter_images(rows, path, title=f"{run_dir.name}: inputs that maximise chosen filters "
-                                         f"({args.checkpoint}, {STEPS} steps)")
-    arrays = out_dir / f"activation_max_{args.checkpoint}.npz"
+                                         f"({checkpoint}, {STEPS} steps)")
+    arrays = out_dir / f"activation_max_{checkpoint}.npz"
     with atomic_path(arrays) as tmp:
         np.savez(tmp, **{f"{layer}__{u}": img for layer, us, imgs in rows for u, img in zip(us, imgs)})
     return [path, arrays]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure
 
 # Layers a conv's output may pass through before its non-linearity.
 _PASS_THROUGH = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
@@ -85,11 +85,7 @@ def _grid_shape(n):
 
 def activation_figure(image, maps, title):
     """A figure: ``image`` (H, W, 3 uint8) on the left, every channel of ``maps`` (h, w, C) in a grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = maps.shape[-1]
     columns, rows = _grid_shape(n)
     fig = plt.figure(figsize=(3.2 + 1.15 * columns, max(3.2, 1.2 * rows + 0.8)))
@@ -116,31 +112,26 @@ def _slug(text):
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text)).strip("_")
 
 
-def plot_activations(run_dir, out_dir, args):
-    """One PNG per (image, layer): ``activations_<layer>_<image>.png`` in ``out_dir``."""
-    import matplotlib
+def plot_activations(run_dir, out_dir, *, checkpoint="best", layers=None, images=None, split="val"):
+    """The ``activations`` kind: one PNG per (image, layer), ``activations_<layer>_<image>.png`` in ``out_dir``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    ``layers`` are names or ``convN`` (default conv1 and conv2); ``images`` are image files (default:
+    the split's first image).
+    """
     from kerascnn import rundir
-    from kerascnn.vis.saliency import run_images
+    from kerascnn.vis.saliency import layer_specs, run_images
 
-    model = rundir.load_model(run_dir, args.checkpoint)
-    specs = [s.strip() for s in (args.layers or "conv1,conv2").split(",") if s.strip()]
-    images, stems = run_images(run_dir, model, args.images, args.split)
+    model = rundir.load_model(run_dir, checkpoint)
+    specs = layer_specs(layers) or ["conv1", "conv2"]
+    x, stems = run_images(run_dir, model, images, split)
     # Name figures after class folder and stem (accordion_image_0001): stems repeat across classes.
-    names = [_slug(f"{Path(p).parent.name}_{Path(p).stem}") for p in args.images] if args.images else stems
+    names = [_slug(f"{Path(p).parent.name}_{Path(p).stem}") for p in images] if images else stems
     written = []
     for spec in specs:
-        layer, note, maps = activation_maps(model, images, spec)
-        for image, name, image_maps in zip(images, names, maps):
+        layer, note, maps = activation_maps(model, x, spec)
+        for image, name, image_maps in zip(x, names, maps):
             label = f"{spec} -> {layer.name}" if spec != layer.name else layer.name
-            title = f"{run_dir.name} ({args.checkpoint}): {label} activations for {name}" + (f" [{note}]" if note else "")
+            title = f"{run_dir.name} ({checkpoint}): {label} activations for {name}" + (f" [{note}]" if note else "")
             fig = activation_figure(image, image_maps, title)
-            path = out_dir / f"activations_{_slug(spec)}_{name}.png"
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-            plt.close(fig)
-            written.append(path)
+            written.append(save_figure(fig, out_dir / f"activations_{_slug(spec)}_{name}.png", bbox_inches="tight"))
     return written

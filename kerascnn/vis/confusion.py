@@ -1,15 +1,11 @@
 """Confusion matrix figure: counts and row-normalised side by side, class names on the axes."""
 import numpy as np
 
-from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure
 
 
 def plot_confusion(cm, class_names, path, title=""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(class_names)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     size = max(6, 0.45 * n + 3)
@@ -31,6 +27,4 @@ def plot_confusion(cm, class_names, path, title=""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

@@ -1,15 +1,12 @@
 """Loss and accuracy curves, train against validation."""
-from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure
 
 
 def plot_history(rows, path, title=""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Draw the curves of history ``rows`` into ``path``; no file when there are no rows."""
     if not rows:
         return
+    plt = pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
@@ -24,9 +21,7 @@ def plot_history(rows, path, title=""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_measured(ax, epochs, values, label):

@@ -8,7 +8,9 @@ network mixes up shows as a cluster of rings inside another class's colour.
 """
 import numpy as np
 
-from kerascnn.io import atomic_path, atomic_write
+from kerascnn.io import atomic_write
+from kerascnn.tables import csv_text
+from kerascnn.vis.figure import pyplot, save_figure
 
 
 def feature_model(model, layer=None):
@@ -42,11 +44,7 @@ def embed(features, seed=0):
 
 
 def plot_embedding(points, labels, predicted, class_names, path, title=""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(8, 7))
     for k, name in enumerate(class_names):
@@ -61,33 +59,32 @@ def plot_embedding(points, labels, predicted, class_names, path, title=""):
     ax.set_title(title + f"\n{len(labels)} images, filled = correct, hollow = misclassified ({errors})", fontsize=9)
     ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=1 if len(class_names) <= 20 else 2, title="true class")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def tsne_kind(run_dir, out_dir, args):
-    """The KINDS entry: embed the ``--split`` (default val) features of the ``--checkpoint`` model."""
+def tsne_kind(run_dir, out_dir, *, split="val", checkpoint="best", layers=None):
+    """The ``tsne`` kind: embed the ``split``'s features of the ``checkpoint`` model, taken at the first of
+    ``layers`` (default: the input of the output layer); the figure and a CSV of the points."""
     from kerascnn import rundir
     from kerascnn.data import load_dataset
     from kerascnn.evaluate import predict_arrays
+    from kerascnn.vis.saliency import layer_specs
 
     cfg = rundir.load_config(run_dir)
-    model = rundir.load_model(run_dir, args.checkpoint)
-    part = load_dataset(cfg).split(args.split)
+    model = rundir.load_model(run_dir, checkpoint)
+    part = load_dataset(cfg).split(split)
     if (part.y < 0).all():
-        raise ValueError(f"the {args.split!r} split has no labels to colour the t-SNE by; use --split val")
-    layer = args.layers.split(",")[0].strip() if args.layers else None
+        raise ValueError(f"the {split!r} split has no labels to colour the t-SNE by; use --split val")
+    layer = next(iter(layer_specs(layers)), None)
     features = extract_features(model, part.x, layer)
     predicted = predict_arrays(model, part.x).argmax(1)
     points = embed(features, seed=cfg.seed)
     names = rundir.class_names(run_dir)
     source = layer or f"input of {model.layers[-1].name}"
-    path = out_dir / f"tsne_{args.split}_{args.checkpoint}.png"
+    path = out_dir / f"tsne_{split}_{checkpoint}.png"
     plot_embedding(points, part.y, predicted, names, path,
-                   title=f"{run_dir.name}: t-SNE of {source} ({features.shape[1]}-d), {args.split} split")
-    table = out_dir / f"tsne_{args.split}_{args.checkpoint}.csv"
-    lines = ["file,label,predicted,x,y"] + [f"{f},{y},{p},{a:.4f},{b:.4f}"
-                                             for f, y, p, (a, b) in zip(part.files, part.y, predicted, points)]
-    atomic_write(table, "\n".join(lines) + "\n")
+                   title=f"{run_dir.name}: t-SNE of {source} ({features.shape[1]}-d), {split} split")
+    rows = [{"file": f, "label": y, "predicted": p, "x": f"{a:.4f}", "y": f"{b:.4f}"}
+            for f, y, p, (a, b) in zip(part.files, part.y, predicted, points)]
+    table = atomic_write(out_dir / f"tsne_{split}_{checkpoint}.csv", csv_text(rows))
     return [path, table]

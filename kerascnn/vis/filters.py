@@ -10,7 +10,7 @@ checkpoint's weight range for the magnitudes.
 """
 import numpy as np
 
-from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure
 
 
 def first_rgb_conv(model):
@@ -51,39 +51,27 @@ def _panel(ax, kernel, title):
 
 
 def _save(fig, path):
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png", bbox_inches="tight")
+    return save_figure(fig, path, dpi=150, bbox_inches="tight")
 
 
-def plot_filters(run_dir, out_dir, args):
-    """The grid of the requested checkpoint, and beside it the initial filters unless that was asked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_filters(run_dir, out_dir, *, checkpoint="best"):
+    """The ``filters`` kind: the grid of ``checkpoint``, and beside it the initial filters unless that was asked."""
     from kerascnn import rundir
 
-    checkpoint = args.checkpoint
+    plt = pyplot()
     label = f"{run_dir.parent.name}/{run_dir.name}"
     kernels = {}
     for which in dict.fromkeys([checkpoint, "initial"]):
         layer = first_rgb_conv(rundir.load_model(run_dir, which))
         kernels[which] = (layer.name, np.asarray(layer.kernel))
     name, kernel = kernels[checkpoint]
-    written = []
     fig, ax = plt.subplots(figsize=(8, 4.5))
     _panel(ax, kernel, f"{label}: {name}, {kernel.shape[3]} filters, {checkpoint} checkpoint")
-    _save(fig, out_dir / f"filters_{checkpoint}.png")
-    plt.close(fig)
-    written.append(out_dir / f"filters_{checkpoint}.png")
+    written = [_save(fig, out_dir / f"filters_{checkpoint}.png")]
     if checkpoint != "initial":
         fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
         _panel(axes[0], kernels["initial"][1], f"{name}: before training (initial)")
         _panel(axes[1], kernel, f"{name}: after training ({checkpoint})")
         fig.suptitle(f"{label}: first-layer filters, each scaled by its own max |w|, 0 = grey")
-        path = out_dir / f"filters_initial_vs_{checkpoint}.png"
-        _save(fig, path)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out_dir / f"filters_initial_vs_{checkpoint}.png"))
     return written

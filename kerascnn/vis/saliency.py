@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure, save_image
 
 MAPS = ("colour", "grey", "positive", "negative")
 
@@ -60,6 +60,19 @@ def resolve_layer(model, spec):
     if spec.startswith("conv") and spec[4:].isdigit() and 1 <= int(spec[4:]) <= len(convs):
         return convs[int(spec[4:]) - 1]
     raise ValueError(f"no layer {spec!r} in {model.name}; conv layers: {', '.join(convs) or 'none'}")
+
+
+def layer_specs(layers):
+    """The layer specs a figure kind was given: a comma-separated string or a sequence; [] for None."""
+    if layers is None:
+        return []
+    items = layers.split(",") if isinstance(layers, str) else layers
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def resolve_layers(model, layers):
+    """``resolve_layer`` of every spec in ``layers``; [None] when none is named (the figure's default layer)."""
+    return [resolve_layer(model, spec) for spec in layer_specs(layers)] or [None]
 
 
 def _copy(model, *modifiers):
@@ -252,15 +265,6 @@ def run_images(run_dir, model, paths, split):
 
 # ---------------------------------------------------------------- figures
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _show(ax, array, cmap=None):
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -275,13 +279,10 @@ def _overlay(ax, image, cam):
 
 
 def _save_single(path, array, cmap=None):
-    plt = _plt()
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    with atomic_path(path) as tmp:
-        plt.imsave(tmp, array, cmap=cmap or "gray", vmin=0, vmax=1, format="png")
-    return path
+    return save_image(array, path, cmap=cmap or "gray")
 
 
 def _slug(text):
@@ -296,7 +297,7 @@ def _predict(model, x):
 
 def guided_backprop_figure(model, images, stems, class_names, class_spec, out_dir, layer=None, title=""):
     """One figure (a row per image) plus a PNG per map; returns the paths written."""
-    plt = _plt()
+    plt = pyplot()
     probs = _predict(model, images)
     explainer = Explainer(model)
     rows, written = [], []
@@ -328,16 +329,12 @@ def guided_backprop_figure(model, images, stems, class_names, class_spec, out_di
                               fontsize=7)
     fig.suptitle(title or "guided backpropagation: where the class evidence comes from", fontsize=9)
     fig.tight_layout()
-    path = out_dir / "guided_backprop.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return [path] + written
+    return [save_figure(fig, out_dir / "guided_backprop.png")] + written
 
 
 def gradcam_figure(model, images, stems, class_names, class_spec, out_dir, layers=(None,), title=""):
     """Grad-CAM overlays, a row per image and a column per layer; returns the paths written."""
-    plt = _plt()
+    plt = pyplot()
     layers = [name or find_last_conv_layer(model) for name in layers]
     if None in layers:
         raise NoConvLayerError(f"{model.name} has no convolutional layer for Grad-CAM")
@@ -357,35 +354,29 @@ def gradcam_figure(model, images, stems, class_names, class_spec, out_dir, layer
                                         cam, cmap="jet"))
     fig.suptitle(title or "Grad-CAM", fontsize=9)
     fig.tight_layout()
-    path = out_dir / "gradcam.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return [path] + written
+    return [save_figure(fig, out_dir / "gradcam.png")] + written
 
 
-def _layers_arg(model, args):
-    if not args.layers:
-        return [None]
-    return [resolve_layer(model, spec.strip()) for spec in args.layers.split(",") if spec.strip()]
-
-
-def guided_backprop_kind(run_dir, out_dir, args):
-    """``visualize RUN --kind guided-backprop [--images F...] [--class C] [--layers L]``."""
+def _explained_run(run_dir, checkpoint, images, split, layers):
+    """(model, images, their names, class names, resolved layers) of a run, for the explanation kinds."""
     from kerascnn import rundir
 
-    model = rundir.load_model(run_dir, args.checkpoint)
-    images, stems = run_images(run_dir, model, args.images, args.split)
-    return guided_backprop_figure(model, images, stems, rundir.class_names(run_dir), args.class_name, out_dir,
-                                  layer=_layers_arg(model, args)[0],
-                                  title=f"{run_dir.name}: guided backpropagation ({args.checkpoint})")
+    model = rundir.load_model(run_dir, checkpoint)
+    x, stems = run_images(run_dir, model, images, split)
+    return model, x, stems, rundir.class_names(run_dir), resolve_layers(model, layers)
 
 
-def gradcam_kind(run_dir, out_dir, args):
-    """``visualize RUN --kind gradcam [--images F...] [--class C] [--layers L1,L2]``."""
-    from kerascnn import rundir
+def guided_backprop_kind(run_dir, out_dir, *, checkpoint="best", images=None, split="val", class_name=None,
+                         layers=None):
+    """The ``guided-backprop`` kind: ``images`` (default: the split's first image) explained for class
+    ``class_name`` (default: the predicted one), Grad-CAM at the first of ``layers`` (default: last conv)."""
+    model, x, stems, names, layers = _explained_run(run_dir, checkpoint, images, split, layers)
+    return guided_backprop_figure(model, x, stems, names, class_name, out_dir, layer=layers[0],
+                                  title=f"{run_dir.name}: guided backpropagation ({checkpoint})")
 
-    model = rundir.load_model(run_dir, args.checkpoint)
-    images, stems = run_images(run_dir, model, args.images, args.split)
-    return gradcam_figure(model, images, stems, rundir.class_names(run_dir), args.class_name, out_dir,
-                          layers=_layers_arg(model, args), title=f"{run_dir.name}: Grad-CAM ({args.checkpoint})")
+
+def gradcam_kind(run_dir, out_dir, *, checkpoint="best", images=None, split="val", class_name=None, layers=None):
+    """The ``gradcam`` kind: as ``guided-backprop``, a Grad-CAM column per layer in ``layers``."""
+    model, x, stems, names, layers = _explained_run(run_dir, checkpoint, images, split, layers)
+    return gradcam_figure(model, x, stems, names, class_name, out_dir, layers=layers,
+                          title=f"{run_dir.name}: Grad-CAM ({checkpoint})")

@@ -8,7 +8,7 @@ also names the class that the unit votes for most strongly (largest outgoing wei
 """
 import numpy as np
 
-from kerascnn.io import atomic_path
+from kerascnn.vis.figure import pyplot, save_figure
 
 DEFAULT_UNITS = 8
 
@@ -97,11 +97,7 @@ def plot_dense_weights(model, units, path, *, layer_name=None, class_names=(), t
 
     Returns the paths written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layer = pixel_dense_layer(model, layer_name)
     units = list(units) if units else strongest_units(model, layer)
     templates = unit_templates(model, layer, units)
@@ -116,10 +112,7 @@ def plot_dense_weights(model, units, path, *, layer_name=None, class_names=(), t
         ax.set_title(f"{layer.name} unit {unit}" + (f"\n{vote}" if vote else ""), fontsize=8)
     fig.suptitle(title or f"incoming weights of {layer.name} ({layer.units} units)")
     fig.tight_layout()
-    written = [path]
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    written = [save_figure(fig, path)]
     if single_dir is not None:
         for unit, template, vote in zip(units, templates, votes):
             fig, ax = plt.subplots(figsize=(3, 3.3))
@@ -129,20 +122,17 @@ def plot_dense_weights(model, units, path, *, layer_name=None, class_names=(), t
                 fig.colorbar(image, ax=ax, fraction=0.046)
             ax.set_title(f"unit {unit}" + (f"  {vote.replace(chr(10), ' ')}" if vote else ""), fontsize=7)
             fig.tight_layout()
-            unit_path = single_dir / f"{layer.name}_unit{unit}.png"
-            with atomic_path(unit_path) as tmp:
-                fig.savefig(tmp, dpi=110, format="png")
-            plt.close(fig)
-            written.append(unit_path)
+            written.append(save_figure(fig, single_dir / f"{layer.name}_unit{unit}.png"))
     return written
 
 
-def dense_weights(run_dir, out_dir, args):
-    """``visualize RUN --kind dense-weights [--units 0 5 ...] [--layers dense1]``."""
+def dense_weights(run_dir, out_dir, *, checkpoint="best", units=None, layers=None):
+    """The ``dense-weights`` kind: templates of ``units`` (default: the strongest) of the first of ``layers``
+    (default: the first dense layer), in one figure and one PNG per unit."""
     from kerascnn import rundir
+    from kerascnn.vis.saliency import layer_specs
 
-    model = rundir.load_model(run_dir, args.checkpoint)
-    layer_name = args.layers.split(",")[0].strip() if args.layers else None
-    return plot_dense_weights(model, args.units, out_dir / f"dense_weights_{args.checkpoint}.png",
-                              layer_name=layer_name, class_names=rundir.class_names(run_dir),
-                              title=f"{run_dir.name}: incoming weights ({args.checkpoint})", single_dir=out_dir)
+    model = rundir.load_model(run_dir, checkpoint)
+    return plot_dense_weights(model, units, out_dir / f"dense_weights_{checkpoint}.png",
+                              layer_name=next(iter(layer_specs(layers)), None), class_names=rundir.class_names(run_dir),
+                              title=f"{run_dir.name}: incoming weights ({checkpoint})", single_dir=out_dir)

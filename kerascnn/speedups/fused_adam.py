@@ -12,10 +12,46 @@ subclass, so saved models still name Keras's own ``Adam`` and load anywhere. It 
 Keras: other backends, AMSGrad, sparse gradients, and distribution strategies, where variables are
 mirrored. Weight decay, gradient clipping and EMA are applied outside ``update_step`` and are unaffected.
 ``tests/test_fused_adam.py`` checks that the fused update gives the same weights as Keras's.
+
+The fused update reads Adam's slot variables through private names (``INTERNALS``, and ``_momentums`` and
+``_velocities``, which exist only on a built optimizer), so ``maybe_fuse`` fuses only where
+``kerascnn.speedups`` finds them.
 """
+import functools
 import types
 
 import keras
+
+from kerascnn import speedups
+
+INTERNALS = (("keras.optimizers", "Adam._get_variable_index"), ("keras.optimizers", "Adam.update_step"),
+             ("tensorflow", "raw_ops.ResourceApplyAdam"))
+SLOTS = ("_momentums", "_velocities")
+STOCK = "Keras's own Adam update"
+
+
+@functools.cache
+def missing_slots():
+    """Whether a built Keras Adam lacks the slot lists the fused update reads (text), or None."""
+    import numpy as np
+
+    optimizer = keras.optimizers.Adam()
+    optimizer.build([keras.Variable(np.zeros(1, "float32"))])
+    missing = [name for name in SLOTS if not hasattr(optimizer, name)]
+    return f"keras.optimizers.Adam has no {', '.join(missing)}" if missing else None
+
+
+def maybe_fuse(optimizer, requested):
+    """``fuse(optimizer)`` if the recipe asks for it (``fused_adam``) and the guard passes; Keras's own
+    update otherwise (with one warning that says why). Optimizers other than Adam pass through unchanged."""
+    if not isinstance(optimizer, keras.optimizers.Adam) or optimizer.amsgrad:
+        return optimizer
+    if speedups.use("fused_adam", requested=requested, internals=INTERNALS, stock=STOCK, switch="fused_adam=false"):
+        reason = missing_slots()
+        if reason is None:
+            return fuse(optimizer)
+        speedups.warn_stock("fused_adam", reason, STOCK)
+    return optimizer
 
 
 def fuse(optimizer):

@@ -14,12 +14,19 @@ keeps TensorFlow's own.
 
 The change is process-wide and affects only how gradients are computed, never a model or a saved file;
 ``tests/test_fast_conv_grad.py`` checks the gradients equal TensorFlow's. JAX's XLA gradient does not
-have the problem and is left alone.
+have the problem and is left alone. The gradient registry and TensorFlow's own Conv2D gradient function are
+private (``INTERNALS``), so ``configure`` installs the rule only where ``kerascnn.speedups`` finds them.
 """
-from tensorflow.python.framework import ops
-from tensorflow.python.ops import array_ops, gen_nn_ops, nn_grad
+from kerascnn import speedups
 
-_ORIGINAL = nn_grad._Conv2DGrad
+# TensorFlow's gradient registry has no public way to replace a gradient, and the replacement falls back
+# to TensorFlow's own function for the cases it does not cover.
+INTERNALS = (
+    ("tensorflow.python.framework.ops", "_gradient_registry._registry"),
+    ("tensorflow.python.framework.ops", "_gradient_registry.lookup"),
+    ("tensorflow.python.ops.nn_grad", "_Conv2DGrad"),
+)
+STOCK = "TensorFlow's own Conv2D gradients"
 
 
 class Rules:
@@ -50,6 +57,7 @@ ONEDNN = Rules(input_as_conv=False, small_map_pixels=16, first_layer_max_filters
 MIN_INPUT_CHANNELS = 8
 
 _rules = EIGEN
+_active = False  # whether the fast gradient is registered
 
 
 def onednn_enabled():
@@ -86,20 +94,26 @@ def _forward_padding(op, kernel_h, kernel_w, strides):
 
 def _conv(x, kernel, pads, dilations=(1, 1)):
     explicit = [0, 0, pads[0][0], pads[0][1], pads[1][0], pads[1][1], 0, 0]
-    return gen_nn_ops.conv2d(x, kernel, strides=[1, 1, 1, 1], padding="EXPLICIT", explicit_paddings=explicit,
-                             dilations=[1, *dilations, 1])
+    import tensorflow as tf
+
+    return tf.raw_ops.Conv2D(input=x, filter=kernel, strides=[1, 1, 1, 1], padding="EXPLICIT",
+                             explicit_paddings=explicit, dilations=[1, *dilations, 1])
 
 
 def _filter_grad_as_conv(x, grad, pads, strides, kernel_h, kernel_w):
     """dK[a, b, i, o] = sum over n, h, w of x_padded[n, s*h + a, s*w + b, i] * grad[n, h, w, o]: a convolution
     of the input with the batch as channels and the channels as batch, by the output gradient as kernel
     dilated by the stride; its output is at least the kernel's size and the rest is cut off."""
-    out = _conv(array_ops.transpose(x, [3, 1, 2, 0]), array_ops.transpose(grad, [1, 2, 0, 3]), pads, strides)
-    return array_ops.transpose(out, [1, 2, 0, 3])[:kernel_h, :kernel_w]
+    import tensorflow as tf
+
+    out = _conv(tf.transpose(x, [3, 1, 2, 0]), tf.transpose(grad, [1, 2, 0, 3]), pads, strides)
+    return tf.transpose(out, [1, 2, 0, 3])[:kernel_h, :kernel_w]
 
 
 def _conv2d_grad(op, grad):
     """TensorFlow's Conv2D gradient, with parts computed as forward convolutions where exact and faster."""
+    import tensorflow as tf
+
     kernel = op.inputs[1]
     kernel_h, kernel_w, channels_in, channels_out = kernel.shape
     data_format = op.get_attr("data_format")
@@ -108,40 +122,62 @@ def _conv2d_grad(op, grad):
              and data_format in (b"NHWC", "NHWC") and None not in (kernel_h, kernel_w, channels_in, channels_out))
     forward = _forward_padding(op, kernel_h, kernel_w, strides[1:3]) if plain else None
     if forward is None:
-        return _ORIGINAL(op, grad)
+        return _tensorflow_gradient()(op, grad)
     stride_one = strides == [1, 1, 1, 1]
     flipped_pads = [(k - 1 - before, k - 1 - after) for (before, after), k in zip(forward, (kernel_h, kernel_w))]
     if (_rules.input_as_conv and stride_one and channels_in >= MIN_INPUT_CHANNELS
             and min(min(pair) for pair in flipped_pads) >= 0):
-        flipped = array_ops.transpose(array_ops.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
         input_grad = _conv(grad, flipped, flipped_pads)
     else:
-        input_grad = gen_nn_ops.conv2d_backprop_input(
-            array_ops.shape(op.inputs[0]), kernel, grad, strides=strides, padding=op.get_attr("padding"),
-            explicit_paddings=op.get_attr("explicit_paddings"), data_format=data_format)
+        input_grad = tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=tf.shape(op.inputs[0]), filter=kernel, out_backprop=grad, strides=strides,
+            padding=op.get_attr("padding"), explicit_paddings=op.get_attr("explicit_paddings"),
+            data_format=data_format)
     out_h, out_w = grad.shape[1], grad.shape[2]
     small_map = stride_one and out_h is not None and out_w is not None and out_h * out_w <= _rules.small_map_pixels
     first_layer = channels_in < MIN_INPUT_CHANNELS and channels_out <= _rules.first_layer_max_filters
     if small_map or first_layer:
         filter_grad = _filter_grad_as_conv(op.inputs[0], grad, forward, strides[1:3], kernel_h, kernel_w)
     else:
-        filter_grad = gen_nn_ops.conv2d_backprop_filter(
-            op.inputs[0], array_ops.shape(kernel), grad, strides=strides, padding=op.get_attr("padding"),
-            explicit_paddings=op.get_attr("explicit_paddings"), data_format=data_format)
+        filter_grad = tf.raw_ops.Conv2DBackpropFilter(
+            input=op.inputs[0], filter_sizes=tf.shape(kernel), out_backprop=grad, strides=strides,
+            padding=op.get_attr("padding"), explicit_paddings=op.get_attr("explicit_paddings"),
+            data_format=data_format)
     return [input_grad, filter_grad]
 
 
-def _set(fn):
-    ops._gradient_registry._registry["Conv2D"]["type"] = fn
+def _tensorflow_gradient():
+    from tensorflow.python.ops import nn_grad
+
+    return nn_grad._Conv2DGrad
+
+
+def _registry():
+    from tensorflow.python.framework import ops
+
+    return ops._gradient_registry
 
 
 def install(enabled=True, rules=None):
     """Use the fast gradient (``enabled=True``) or TensorFlow's own (``False``) for every Conv2D.
+    Call it only where ``configure`` found the internals; tests and benchmarks call it directly.
 
     ``rules``: EIGEN or ONEDNN; by default those of the kernels this TensorFlow runs."""
-    global _rules
+    global _rules, _active
     _rules = rules or (ONEDNN if onednn_enabled() else EIGEN)
-    _set(_conv2d_grad if enabled else _ORIGINAL)
+    _registry()._registry["Conv2D"]["type"] = _conv2d_grad if enabled else _tensorflow_gradient()
+    _active = enabled
+
+
+def configure(requested):
+    """Install the fast gradient if the recipe asks for it (``fast_conv_grad``) and its guard passes, else
+    leave (or put back) TensorFlow's own; returns whether the fast gradient is in use."""
+    enabled = speedups.use("fast_conv_grad", requested=requested, internals=INTERNALS, stock=STOCK,
+                           switch="fast_conv_grad=false")
+    if enabled or _active:  # put TensorFlow's own back after an earlier run of this process
+        install(enabled)
+    return enabled
 
 
 def current_rules():
@@ -149,4 +185,4 @@ def current_rules():
 
 
 def installed():
-    return ops._gradient_registry.lookup("Conv2D") is _conv2d_grad
+    return _registry().lookup("Conv2D") is _conv2d_grad

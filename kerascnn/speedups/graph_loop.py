@@ -9,18 +9,28 @@ whole split (traced and optimised on a helper thread while training runs). Losse
 scaling, optimizer updates and EMA are Keras's own, so the logs mean exactly what fit's mean, and
 callbacks get fit's hooks (epoch, test, and one batch hook pair per call). A call is sized to take
 about ``CALL_SECONDS``, so a slow model still reports progress and answers Ctrl-C between calls, and a
-fast one runs a whole epoch per call. (One batch per call, a smaller function to trace, was tried for
-short runs: on artists its later epochs lost more than its shorter tracing saved.)
+fast one runs a whole epoch per call.
+
+Building the compiled state the way fit does takes Keras's private trainer methods (``INTERNALS``, and
+``_compile_loss`` and ``_compile_metrics`` on a compiled model), so ``kerascnn.loops`` runs this loop only
+where ``kerascnn.speedups`` finds them.
 """
 import time
 
 import numpy as np
 
+from kerascnn import speedups
+from kerascnn.loops import validates
+
 CALL_SECONDS = 1.0
+INTERNALS = (("keras", "Model._symbolic_build"), ("keras", "Model._post_build"), ("keras", "Model._flatten_layers"),
+             ("tensorflow", "random.experimental.stateless_shuffle"))
+COMPILED = ("_compile_loss", "_compile_metrics")
+STOCK = "model.fit"
 
 
 def unsupported_reason(cfg):
-    """Why this run needs ``model.fit`` instead, or None."""
+    """Why this recipe trains through ``model.fit`` whatever ``train_loop`` says, or None."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -34,20 +44,28 @@ def unsupported_reason(cfg):
     return None
 
 
-def use_graph_loop(cfg):
-    """``train_loop``: auto picks the graph loop wherever it applies; graph insists on it."""
-    if cfg.train_loop == "fit":
-        return False
+def check_train_loop(cfg):
+    """``train_loop=graph`` where the graph loop cannot apply is an error, raised before anything is written."""
     reason = unsupported_reason(cfg)
     if reason and cfg.train_loop == "graph":
         raise ValueError(f"train_loop=graph cannot run here: {reason}; use train_loop=auto or fit")
-    return reason is None
 
 
-def validates(validation_freq, epoch, end_epoch):
-    """Whether 0-based ``epoch`` of a phase ending before ``end_epoch`` validates: every ``validation_freq``
-    epochs, as ``model.fit``, and also the phase's last epoch, which the run's summary and checkpoints need."""
-    return (epoch + 1) % validation_freq == 0 or epoch + 1 == end_epoch
+def use_graph_loop(cfg, model=None):
+    """Whether this run trains in the graph loop: the recipe allows it (``train_loop``), it applies, and the
+    guard passes (for a compiled ``model``, its compiled state too). Otherwise fit, with one warning where
+    a guard or the recipe turned the loop off."""
+    check_train_loop(cfg)
+    if unsupported_reason(cfg):
+        return False
+    if not speedups.use("graph_loop", requested=cfg.train_loop != "fit", internals=INTERNALS, stock=STOCK,
+                        switch="train_loop=fit"):
+        return False
+    missing = [name for name in COMPILED if model is not None and not hasattr(model, name)]
+    if missing:
+        speedups.warn_stock("graph_loop", f"a compiled keras.Model has no {', '.join(missing)}", STOCK)
+        return False
+    return True
 
 
 def build_compiled_state(model, batch):
@@ -55,7 +73,7 @@ def build_compiled_state(model, batch):
     does: variables created while tracing make tf.function trace everything twice.
 
     Keras's ``_symbolic_build`` gets the prediction's shape by running the whole model symbolically,
-    which on artists took about a tenth of a second, as long as ten later epochs. A built functional
+    which on a small model costs as much as several of its later epochs. A built functional
     model already holds its outputs as symbolic tensors, so those build the same state directly; any
     other model takes Keras's way."""
     import keras
@@ -150,7 +168,7 @@ class GraphLoop:
 
     def reset_metrics(self):
         """``model.reset_metrics()``, through a traced function once one is ready: one call instead of
-        Keras's eager assignment per metric variable (1.3 ms, twice an epoch, on artists)."""
+        Keras's eager assignment per metric variable, twice an epoch."""
         if self._reset is not None:
             self._reset()
         else:
@@ -163,7 +181,7 @@ class GraphLoop:
         The first call traces the training function, then runs it (TensorFlow optimises the graph in C++)
         while a helper thread traces the validation function (Python) and has it optimised too.
         Validation waits for the helper; training does not, so a run that validates late does not wait
-        at all (BENCHMARKS.md, ninth session)."""
+        at all."""
         import tensorflow as tf
 
         args = (self.train_x, self.train_y, tf.constant(epoch), tf.constant(start), tf.constant(stop))

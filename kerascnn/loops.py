@@ -1,0 +1,78 @@
+"""The training loops behind ``kerascnn.train``: one interface, whichever runs.
+
+A loop trains a compiled model on a dataset's in-memory splits and scores it on any split:
+
+    loop.fit(callbacks, epochs=..., initial_epoch=..., verbose=..., validation_freq=...)
+    loop.evaluate(x, y) -> {"loss": ..., "accuracy": ...}
+
+``FitLoop`` is stock Keras: ``model.fit`` over the input pipeline, ``steps_per_execution`` steps per call.
+``kerascnn.speedups.graph_loop.GraphLoop`` runs Keras's own train and test steps many batches per
+TensorFlow call from in-memory tensors; ``make_loop`` picks it wherever its guard passes.
+"""
+from kerascnn.data.pipeline import make_dataset
+
+
+def validates(validation_freq, epoch, end_epoch):
+    """Whether 0-based ``epoch`` of a phase ending before ``end_epoch`` validates: every ``validation_freq``
+    epochs, as ``model.fit``, and also the phase's last epoch, which the run's summary and checkpoints need."""
+    return (epoch + 1) % validation_freq == 0 or epoch + 1 == end_epoch
+
+
+def first_batch_divisible(cfg, scope, n):
+    """Batch size whose first batch splits evenly over the replicas.
+
+    Keras's TF trainer traces a distributed model by MEAN-reducing the first batch across replicas, which
+    fails when that batch splits unevenly; that happens only when the split is smaller than one batch, so
+    only then is the batch trimmed.
+    """
+    if not cfg.distribute or n >= cfg.batch_size:
+        return cfg.batch_size
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with scope():
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    else:
+        replicas = len(keras.distribution.list_devices())
+    return max(replicas, n - n % replicas)
+
+
+class FitLoop:
+    """``model.fit`` and ``model.evaluate`` over the recipe's input pipeline (tf.data or a PyDataset)."""
+
+    def __init__(self, model, cfg, splits, augmentation, scope):
+        self.model, self.cfg, self.num_classes = model, cfg, splits.num_classes
+        self.batches = dict(num_classes=splits.num_classes, batch_size=cfg.batch_size, pipeline=cfg.input_pipeline)
+        self.train_ds = make_dataset(splits.train.x, splits.train.y, training=True, augmentation=augmentation,
+                                     seed=cfg.seed, drop_remainder=cfg.distribute, **self.batches)
+        self.val_ds = make_dataset(splits.val.x, splits.val.y, **{
+            **self.batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
+        self._held = (splits.val.x, splits.val.y, self.val_ds)  # the latest split evaluated, kept as a dataset
+
+    def fit(self, callbacks, *, epochs, initial_epoch=0, verbose=1, validation_freq=1):
+        validated = [e + 1 for e in range(initial_epoch, epochs) if validates(validation_freq, e, epochs)]
+        self.model.fit(self.train_ds, validation_data=self.val_ds, callbacks=callbacks, epochs=epochs,
+                       initial_epoch=initial_epoch, verbose="auto" if verbose else 0, validation_freq=validated)
+
+    def evaluate(self, x, y):
+        """Loss and accuracy on arrays (labels as class indices); the latest split's dataset is kept, so
+        evaluating the test split every epoch builds it once."""
+        held_x, held_y, dataset = self._held
+        if held_x is not x or held_y is not y:
+            dataset = make_dataset(x, y, **self.batches)
+            self._held = (x, y, dataset)
+        loss, accuracy = self.model.evaluate(dataset, verbose=0)
+        return {"loss": float(loss), "accuracy": float(accuracy)}
+
+
+def make_loop(model, cfg, splits, *, augmentation=None, scope=None):
+    """The loop this run trains in: the graph loop wherever ``use_graph_loop`` allows, else ``FitLoop``.
+    A loop serves one compiled state: after a recompile (fine-tuning), make a new one."""
+    from kerascnn.speedups.graph_loop import GraphLoop, use_graph_loop
+
+    if use_graph_loop(cfg, model):
+        return GraphLoop(model, (splits.train.x, splits.train.y), (splits.val.x, splits.val.y), splits.num_classes,
+                         cfg.batch_size, augmentation=augmentation, seed=cfg.seed)
+    return FitLoop(model, cfg, splits, augmentation, scope)
