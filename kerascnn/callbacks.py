@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from kerascnn import rundir
+from kerascnn.interrupt import stop_requested
 from kerascnn.io import link_or_copy, write_json
 
 # history.csv is rewritten at most this often (and at every checkpoint): rewriting it after every
@@ -185,13 +186,22 @@ class TrackBest(keras.callbacks.Callback):
             st["plateau_wait"] = 0
 
 
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ends training at the end of the epoch in which Ctrl-C came (``kerascnn.interrupt``): an epoch
+    boundary is where a checkpoint leaves the run exactly resumable."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if stop_requested():
+            self.model.stop_training = True
+
+
 class JournaledCheckpoints(keras.callbacks.Callback):
     """best.keras, last.keras and state.json, written so that a run killed at any moment resumes exactly.
 
     A checkpoint writes the history, the best model (if it changed) and the last under new names, records
     them in state.json, then renames them into place (``finish_pending``, which ``--resume`` repeats), so
     state.json and the files it names always agree. Checkpoints come every ``checkpoint_every`` seconds, at
-    the end of each phase and when training stops early."""
+    the end of each phase and when training stops early (early stopping or Ctrl-C)."""
 
     def __init__(self, run_dir, cfg, state, history, best):
         super().__init__()

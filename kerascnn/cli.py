@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import shlex
 import sys
 import warnings
 from functools import partial
@@ -56,6 +57,28 @@ def model_from(args):
 
 # ---------------------------------------------------------------- commands
 
+def recipe_line(cfg):
+    """The recipe in one line: the fields that differ from a Config's defaults, model arguments included."""
+    from kerascnn.config import Config
+
+    defaults = Config().to_dict()
+    fields = {k: v for k, v in cfg.to_dict().items() if k != "model_args" and v != defaults[k]}
+    fields.update({f"model.{k}": v for k, v in cfg.model_args.items()})
+    return " ".join(f"{k}={v}" for k, v in fields.items()).replace(", ", ",")
+
+
+def announce_run(args):
+    """What a user needs from a run's first second: where it writes, what it trains, how to watch it."""
+    def on_start(run_dir, cfg):
+        args.started_run_dir = run_dir
+        lines = [f"run directory: {run_dir}", f"recipe: {recipe_line(cfg)}"]
+        if cfg.tensorboard:
+            lines.append(f"watch it: tensorboard --logdir {run_dir / 'tensorboard'}")
+        print("\n".join(lines), file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    return on_start
+
+
 def cmd_train(args):
     from kerascnn.tasks import get_task, resolve_config
     from kerascnn.train import train
@@ -63,7 +86,7 @@ def cmd_train(args):
     if args.resume:
         if args.set or args.task:
             raise SystemExit("error: --resume continues a run with its own config.json; drop --task/--set")
-        metrics = train(resume=args.resume, quiet=args.quiet)
+        metrics = train(resume=args.resume, quiet=args.quiet, on_start=announce_run(args))
     else:
         if not args.task:
             raise SystemExit("error: give --task NAME (see `kerascnn tasks`) or --resume RUN_DIR")
@@ -77,7 +100,8 @@ def cmd_train(args):
 
             rows = [{"key": k, "value": v, "help": h} for k, v, h in describe_fields(cfg, model_arguments(cfg.model))]
             return emit(args, f"{get_task(args.task).description}\n\n" + format_table(rows), cfg.to_dict())
-        metrics = train(cfg, run_dir=args.run_dir, quiet=args.quiet, runs_root=args.runs_root)
+        metrics = train(cfg, run_dir=args.run_dir, quiet=args.quiet, runs_root=args.runs_root,
+                        on_start=announce_run(args))
     text = (f"run directory: {metrics['run_dir']}\n"
             f"best val accuracy {metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']} "
             f"of {metrics['epochs_run']}; train {metrics['train_seconds']:.1f} s, {metrics['images_per_s']} images/s")
@@ -92,6 +116,15 @@ def cmd_tasks(args):
     emit(args, format_table(rows), rows)
 
 
+def cmd_models(args):
+    from kerascnn.models import available_models, model_arguments
+
+    rows = [{"model": name, "arguments": model_arguments(name)} for name in available_models()]
+    text = format_table([{"model": r["model"], "arguments (model.KEY=default)": " ".join(
+        f"{k}={v}" for k, v in r["arguments"].items()).replace(", ", ",")} for r in rows])
+    emit(args, f"{text}\n\npick one with --set model=NAME; set its arguments with --set model.KEY=VALUE", rows)
+
+
 def cmd_evaluate(args):
     from kerascnn.evaluate import evaluate_run
 
@@ -99,6 +132,10 @@ def cmd_evaluate(args):
     tta = "" if m["tta"] == "none" else f", test-time {m['tta']} averaging"
     text = (f"{m['split']} ({m['checkpoint']}{tta}): accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} "
             f"on {m['images']} images\nconfusion matrix: {m['confusion_png']}, {m['confusion_csv']}")
+    macro, top5 = m["macro"], m.get("top5_accuracy")
+    text += (f"\nmacro precision {macro['precision']:.4f}, recall {macro['recall']:.4f}, f1 {macro['f1']:.4f}; "
+             f"mean per-class accuracy {m['mean_per_class_accuracy']:.4f}"
+             + (f"; top-5 accuracy {top5:.4f}" if top5 is not None else "") + f"\nper class: {m['per_class_csv']}")
     emit(args, text, m)
 
 
@@ -164,7 +201,8 @@ def cmd_visualize(args):
     from kerascnn.vis.commands import visualize
 
     given = {"checkpoint": args.checkpoint, "split": args.split, "images": args.images, "units": args.units,
-             "class_name": args.class_name, "layers": args.layers.split(",") if args.layers else None}
+             "class_name": args.class_name, "layers": args.layers.split(",") if args.layers else None,
+             "count": args.count}
     written = visualize(args.run, kind=args.kind, out=args.out, **{k: v for k, v in given.items() if v is not None})
     emit(args, "\n".join(map(str, written)), {"figures": [str(p) for p in written]})
 
@@ -236,7 +274,9 @@ def cmd_data(args):
         from kerascnn.data import data_home
         from kerascnn.data.artists import download
 
-        dest = download(args.url, args.dest or data_home() / "artists", sha256=args.sha256)
+        from kerascnn.progress import stderr_is_tty
+
+        dest = download(args.url, args.dest or data_home() / "artists", sha256=args.sha256, progress=stderr_is_tty())
         return emit(args, f"artists data in {dest}", {"path": str(dest)})
     if args.data_command == "faces":
         from kerascnn.data.faces_fetch import run
@@ -262,8 +302,51 @@ def cmd_data(args):
 
 # ---------------------------------------------------------------- parsers
 
+JSON_HELP = "print one JSON object as the last line"
+RUN_HELP = "a run directory (one with config.json)"
+TARGET_HELP = "a run directory, or a task name (see `kerascnn tasks`)"
+VERBOSE_HELP = "show TensorFlow's start-up and C++ log lines (also shown when TF_CPP_MIN_LOG_LEVEL is exported)"
+
+
+def version_text():
+    """kerascnn's version with those of Keras and TensorFlow, read from package metadata: no TensorFlow import."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import kerascnn
+
+    parts = [f"kerascnn {kerascnn.__version__}"]
+    for name in ("keras", "tensorflow"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
+
+
+class _Version(argparse.Action):
+    """--version, with the versions looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def _add_verbose(parser, top=True):
+    """--verbose on the top-level parser and on every sub-parser, so it goes before or after the command.
+    Below the top it defaults to SUPPRESS: a sub-parser's default would overwrite a top-level --verbose."""
+    parser.add_argument("--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help=VERBOSE_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child, top=False)
+
+
 def _common(p, data=True, overrides=True):
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     if data:
         p.add_argument("--data-dir", help="local dataset directory or file (overrides the default location)")
     if overrides:
@@ -273,13 +356,15 @@ def _common(p, data=True, overrides=True):
 def build_parser():
     parser = argparse.ArgumentParser(prog="kerascnn", description=__doc__.splitlines()[0].replace(
         "The ``kerascnn`` command. ", "Train, study, tune, explain and export Keras image classifiers. "))
+    parser.add_argument("--version", action=_Version,
+                        help="print the versions of kerascnn, Keras and TensorFlow, then exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a task into a run directory")
-    p.add_argument("--task")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--task", help="the task to train (see `kerascnn tasks`)")
+    p.add_argument("--epochs", type=int, help="epochs to train (default: the task's)")
     p.add_argument("--run-dir", help="where to write the run (default runs/<task>/<time>-<id>)")
-    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--runs-root", default="runs", help="parent of the default run directories (default runs)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--show-config", action="store_true", help="print the resolved config and every key, then exit")
@@ -287,43 +372,51 @@ def build_parser():
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("tasks", help="list the tasks")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_tasks)
 
+    p = sub.add_parser("models", help="list the model families with their model.* arguments and defaults")
+    p.add_argument("--json", action="store_true", help="print the list as one JSON object on the last line")
+    p.set_defaults(fn=cmd_models)
+
     p = sub.add_parser("evaluate", help="metrics and confusion matrix of a run on a split")
-    p.add_argument("run")
-    p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--checkpoint", default="best", choices=["best", "last", "initial"])
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--split", default="val", choices=["train", "val", "test"],
+                   help="the split to evaluate (default val)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last", "initial"],
+                   help="the weights to evaluate (default best)")
     p.add_argument("--tta", default="none", choices=["none", "flip"],
                    help="flip: average the predictions of each image and its mirror")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files or folders")
-    p.add_argument("run")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders searched for images")
     p.add_argument("--out", help="write a CSV (id,label,class_name,probability)")
     p.add_argument("--minimal", action="store_true", help="write only id,label (the assignments' format)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="the weights to use (default best)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser("export", help="export a run's model (keras, savedmodel, tflite)")
-    p.add_argument("run")
-    p.add_argument("--format", nargs="+", default=["all"], choices=["all", "keras", "savedmodel", "tflite"])
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--format", nargs="+", default=["all"], choices=["all", "keras", "savedmodel", "tflite"],
+                   help="the formats to write (default all)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="the weights to export (default best)")
     p.add_argument("--verify", action="store_true",
                    help="reload each export in a new process and compare with the checkpoint on val images")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("params", help="parameter counts of a run or task, per layer")
-    p.add_argument("target", metavar="RUN_OR_TASK")
+    p.add_argument("target", metavar="RUN_OR_TASK", help=TARGET_HELP)
     _common(p)
     p.set_defaults(fn=cmd_params)
 
     p = sub.add_parser("receptive-field", help="receptive field, jump and start per conv/pool layer")
-    p.add_argument("target", nargs="?", metavar="RUN_OR_TASK")
+    p.add_argument("target", nargs="?", metavar="RUN_OR_TASK", help=TARGET_HELP)
     p.add_argument("--stack", help="a layer stack instead, e.g. 'conv:5,conv:3' or 'conv:5:2,pool:2:2'"
                                    " (kind:kernel[:stride[:padding[:dilation]]])")
     _common(p)
@@ -332,7 +425,7 @@ def build_parser():
     from kerascnn.vis.commands import KINDS
 
     p = sub.add_parser("visualize", help="figures from a run (curves, confusion, ...)")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--kind", required=True, help=f"the figure: {', '.join(KINDS)}")
     p.add_argument("--out", help="output folder (default RUN/vis)")
     # Options left unset take each figure kind's own default; one a kind does not use is an error.
@@ -342,66 +435,69 @@ def build_parser():
     p.add_argument("--images", nargs="+", help="image files (paths, or paths relative to the dataset folder)")
     p.add_argument("--units", nargs="+", type=int, help="unit or filter indices")
     p.add_argument("--class", dest="class_name", help="class name or index to explain")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--count", type=int, help="how many images to draw (top-losses; default 16)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_visualize)
 
     p = sub.add_parser("experiment", help="run a study (a list of config variants) and tabulate it")
-    p.add_argument("name", nargs="?")
-    p.add_argument("--list", action="store_true")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("name", nargs="?", help="the study to run (see --list)")
+    p.add_argument("--list", action="store_true", help="list the studies and exit")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: each variant's)")
     p.add_argument("--repeats", type=int, default=1, help="seeds per variant; tables report mean and std")
     p.add_argument("--only", nargs="+", default=[], metavar="VARIANT", help="run only these variants")
     p.add_argument("--out", default="studies", help="root of study directories")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     _common(p)
     p.set_defaults(fn=cmd_experiment)
 
     p = sub.add_parser("tune", help="KerasTuner search over a model family")
-    p.add_argument("--task", default="artists")
-    p.add_argument("--tuner", default="hyperband", choices=["hyperband", "random", "bayesian"])
-    p.add_argument("--max-epochs", type=int, default=30)
-    p.add_argument("--max-trials", type=int, default=30)
+    p.add_argument("--task", default="artists", help="the task to tune (default artists)")
+    p.add_argument("--tuner", default="hyperband", choices=["hyperband", "random", "bayesian"],
+                   help="the search algorithm (default hyperband)")
+    p.add_argument("--max-epochs", type=int, default=30, help="most epochs of one trial (default 30)")
+    p.add_argument("--max-trials", type=int, default=30, help="most trials, random and bayesian (default 30)")
     p.add_argument("--time-budget", type=float, help="stop starting new trials after this many minutes")
-    p.add_argument("--out", default="tuning_runs")
-    p.add_argument("--name")
-    p.add_argument("--retrain-seeds", type=int, default=1)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--out", default="tuning_runs", help="root of search directories (default tuning_runs)")
+    p.add_argument("--name", help="the search's directory under --out (default TASK_TUNER)")
+    p.add_argument("--retrain-seeds", type=int, default=1,
+                   help="seeds to retrain the best configuration with (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="start the search afresh instead of resuming it")
     _common(p)
     p.set_defaults(fn=cmd_tune)
 
     p = sub.add_parser("report", help="assemble a Markdown report from studies and runs")
-    p.add_argument("task")
-    p.add_argument("--studies", default="studies")
-    p.add_argument("--tuning", default="tuning_runs")
-    p.add_argument("--out")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("task", help="the task to report on")
+    p.add_argument("--studies", default="studies", help="root of study directories (default studies)")
+    p.add_argument("--tuning", default="tuning_runs", help="root of search directories (default tuning_runs)")
+    p.add_argument("--out", help="the Markdown file to write (default reports/TASK.md)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("benchmark", help="training and input-pipeline throughput")
-    p.add_argument("--task", nargs="+", default=["artists"])
+    p.add_argument("--task", nargs="+", default=["artists"], help="the tasks to measure (default artists)")
     p.add_argument("--parts", nargs="+", default=["decode", "pipeline", "step", "run"],
                    choices=["decode", "pipeline", "step", "run"],
                    help="what to measure (step needs no data: synthetic images of the task's shape)")
     p.add_argument("--epochs", type=int, help="epochs of the full run (default: the task's)")
     p.add_argument("--synthetic-images", type=int, default=1536, help="images per synthetic step epoch")
-    p.add_argument("--step-epochs", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--step-epochs", type=int, default=1, help="epochs of the synthetic step measurement (default 1)")
+    p.add_argument("--repeats", type=int, default=1, help="measurements per part; the table reports each (default 1)")
     _common(p)
     p.set_defaults(fn=cmd_benchmark)
 
     p = sub.add_parser("data", help="dataset utilities: info, augmentations, downloads")
     dsub = p.add_subparsers(dest="data_command")
     d = dsub.add_parser("info", help="split sizes and classes of a task's dataset")
-    d.add_argument("task")
+    d.add_argument("task", help="the task whose dataset to describe")
     _common(d)
     d = dsub.add_parser("augmentations", help="list the augmentation names for --set augment=[...]")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--json", action="store_true", help=JSON_HELP)
     d = dsub.add_parser("artists", help="download the artists archive from a URL you have")
-    d.add_argument("action", choices=["download"])
-    d.add_argument("--url", required=True)
-    d.add_argument("--sha256")
-    d.add_argument("--dest")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("action", choices=["download"], help="what to do: download")
+    d.add_argument("--url", required=True, help="the archive's URL")
+    d.add_argument("--sha256", help="the archive's expected SHA-256; a mismatch is an error")
+    d.add_argument("--dest", help="where to unpack it (default DATA_HOME/artists)")
+    d.add_argument("--json", action="store_true", help=JSON_HELP)
     d = dsub.add_parser("faces", help="FaceScrub download-crop-verify")
     fsub = d.add_subparsers(dest="faces_command", required=True)
     f = fsub.add_parser("fetch")
@@ -412,21 +508,60 @@ def build_parser():
     except ImportError:
         pass
     p.set_defaults(fn=cmd_data)
+    _add_verbose(parser)
     return parser
+
+
+def resume_hint(args, argv, exc):
+    """The command that continues interrupted work: a run's --resume, else the same command again (studies
+    skip their finished runs and resume the interrupted one; searches resume from their saved state)."""
+    if args.command == "train" and getattr(exc, "run_dir", None):
+        return f"kerascnn train --resume {exc.run_dir}"
+    return "kerascnn " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
+# Commands that never import TensorFlow, as "command" or "command subcommand"; the others get the quiet import.
+WITHOUT_TENSORFLOW = {"tasks", "report", "data", "data artists", "data faces"}
+
+
+def needs_tensorflow(args):
+    return " ".join(filter(None, (args.command, getattr(args, "data_command", None)))) not in WITHOUT_TENSORFLOW
+
+
+def error_message(exc):
+    """One line for a handled error: a KeyError's own message without its quotes, an OSError's reason and path."""
+    if isinstance(exc, KeyError) and exc.args:
+        return exc.args[0]
+    if isinstance(exc, OSError) and exc.strerror and type(exc).__str__ is OSError.__str__:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return exc
 
 
 def main(argv=None):
     from kerascnn.config import ConfigError
+    from kerascnn.data.download import DownloadError
+    from kerascnn.interrupt import Interrupted
 
     args = build_parser().parse_args(argv)
+    if needs_tensorflow(args):
+        from kerascnn.quiet import import_tensorflow
+
+        import_tensorflow(verbose=args.verbose)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:
         args.fn(args)
-    except (ConfigError, KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except Interrupted as exc:
+        print(f"interrupted: {exc}; continue with: {resume_hint(args, argv, exc)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as exc:
+        exc.run_dir = getattr(args, "started_run_dir", None)
+        print(f"interrupted at once; from the last checkpoint, continue with: {resume_hint(args, argv, exc)}",
+              file=sys.stderr)
+        return 130
+    except (ConfigError, KeyError, ValueError, DownloadError, OSError) as exc:
         if os.environ.get("KERASCNN_DEBUG"):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2
     return 0
 

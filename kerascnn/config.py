@@ -15,8 +15,10 @@ LR_SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "plateau")
 PRECISIONS = ("off", "float16", "bfloat16")
 PIPELINES = ("auto", "tfdata", "numpy")
 TRAIN_LOOPS = ("auto", "graph", "fit")
+CLASS_WEIGHTS = ("none", "balanced")
 CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "mixed_precision": PRECISIONS,
-           "input_pipeline": PIPELINES, "train_loop": TRAIN_LOOPS}
+           "input_pipeline": PIPELINES, "train_loop": TRAIN_LOOPS,
+           "class_weight": CLASS_WEIGHTS}
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,7 @@ class Config:
     validation_freq: int = 1
     augment: list = field(default_factory=list)
     label_smoothing: float = 0.0
+    class_weight: str = "none"
     ema: float = 0.0
     mixed_precision: str = "off"
     jit_compile: bool = False
@@ -109,9 +112,12 @@ FIELD_HELP = {
                        "validation_freq); rows in between have no val metrics, and the best checkpoint, early "
                        "stopping and the plateau schedule act on validated epochs only",
     "augment": "list of augmentations, e.g. [flip,rotate:15]; see `kerascnn data augmentations`",
+    "class_weight": "none | balanced (weight each class's training loss by n_samples / (n_classes * count), as "
+                    "scikit-learn's compute_class_weight; validation stays unweighted)",
     "ema": "momentum of an exponential moving average of the weights (e.g. 0.99); validation, test tracking, "
            "checkpoints and evaluation use the averaged weights; 0 = off",
-    "mixed_precision": "off | float16 (GPU) | bfloat16 (3x faster on CPUs with AMX, 7x slower without bf16 units)",
+    "mixed_precision": "off | float16 (GPU) | bfloat16 (faster on CPUs with AMX, much slower without bf16 units; "
+                       "BENCHMARKS.md)",
     "fast_conv_grad": "TensorFlow: compute Conv2D gradients as forward convolutions where that is faster for "
                       "the CPU kernels in use (same result; see kerascnn/speedups/conv_grad.py)",
     "fused_adam": "TensorFlow: Adam/AdamW update as one ResourceApplyAdam kernel per variable "
@@ -122,8 +128,8 @@ FIELD_HELP = {
     "track_test": "evaluate the test split after every epoch (test_loss, test_accuracy in the history)",
     "input_pipeline": "auto (tf.data when TensorFlow is installed) | tfdata | numpy (keras PyDataset)",
     "train_loop": "auto (graph wherever it applies) | graph (TensorFlow: many steps per call from in-memory "
-                  "tensors, validation in one call; see kerascnn/speedups/graph_loop.py) | fit (Keras's model.fit over the "
-                  "input pipeline; always used for distribute, jit_compile or an explicit input_pipeline)",
+                  "tensors, validation in one call; see kerascnn/speedups/graph_loop.py) | fit (Keras's model.fit "
+                  "over the input pipeline; always used for distribute, jit_compile or an explicit input_pipeline)",
     "steps_per_execution": "training steps per call of Keras's compiled function when model.fit trains "
                            "(train_loop=fit); the graph loop sizes its own calls",
     "distribute": "data-parallel over every visible device (MirroredStrategy on TF, DataParallel on JAX)",
@@ -228,6 +234,8 @@ def _check_field(key, value, hint):
         raise ConfigError(f"{key}={value!r}: choose one of {', '.join(CHOICES[key])}")
     if key == "ema" and not 0.0 <= value < 1.0:
         raise ConfigError(f"ema={value!r}: a momentum in [0, 1), e.g. 0.99 (0 = off)")
+    if key == "steps_per_execution" and value < 1:
+        raise ConfigError(f"steps_per_execution={value!r}: run N >= 1 training steps per call, e.g. 8")
     if key == "validation_freq" and value < 1:
         raise ConfigError(f"validation_freq={value!r}: validate every N >= 1 epochs, e.g. 5")
     if key == "zca_epsilon" and not value > 0:

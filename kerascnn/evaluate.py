@@ -1,4 +1,4 @@
-"""Evaluate a run's checkpoint on a split: metrics, confusion matrix (CSV and PNG)."""
+"""Evaluate a run's checkpoint on a split: metrics (per class and averaged), confusion matrix (CSV and PNG)."""
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,50 @@ def confusion_matrix(y_true, y_pred, num_classes):
     return cm
 
 
+TOP_K = 5
+TOP_K_MIN_CLASSES = 20  # below this many classes top-5 is nearly always right and says little
+
+
+def classification_metrics(y_true, probs, class_names=None):
+    """Per-class precision, recall and F1 and their averages, from labels and class probabilities.
+
+    Follows scikit-learn's ``precision_recall_fscore_support`` with ``zero_division=0``: a class never
+    predicted has precision 0, one absent from ``y_true`` recall 0. ``macro`` averages over every class,
+    ``weighted`` by support. ``mean_per_class_accuracy`` is the mean of per-class recall over the
+    classes present in ``y_true`` (the figure Caltech-101 results quote, which a large class cannot
+    dominate). ``top5_accuracy`` is given only with at least ``TOP_K_MIN_CLASSES`` classes.
+    """
+    probs = np.asarray(probs)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    n = probs.shape[1]
+    names = list(class_names) if class_names is not None else [str(k) for k in range(n)]
+    pred = probs.argmax(1)
+    cm = confusion_matrix(y_true, pred, n)
+    tp, support, predicted = np.diag(cm).astype(float), cm.sum(1), cm.sum(0)
+    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
+    weights = support / max(support.sum(), 1)
+    per_class = [{"class": name, "support": int(s), "precision": float(p), "recall": float(r), "f1": float(f),
+                  "accuracy": float(r)}
+                 for name, s, p, r, f in zip(names, support, precision, recall, f1)]
+    present = support > 0
+    out = {
+        "accuracy": float((pred == y_true).mean()) if len(y_true) else 0.0,
+        "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},
+        "weighted": {"precision": float(weights @ precision), "recall": float(weights @ recall),
+                     "f1": float(weights @ f1)},
+        "mean_per_class_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "per_class": per_class,
+    }
+    if n >= TOP_K_MIN_CLASSES and len(y_true):
+        # A stable descending sort, so ties rank the lower class index first, as argmax does.
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_K]
+        out["top5_accuracy"] = float((top == y_true[:, None]).any(1).mean())
+    return out
+
+
 def evaluate_run(run_dir, split="val", checkpoint="best", out_dir=None, tta="none"):
     from kerascnn.data import load_dataset
     from kerascnn.vis.confusion import plot_confusion
@@ -56,9 +100,17 @@ def evaluate_run(run_dir, split="val", checkpoint="best", out_dir=None, tta="non
              for name, row in zip(splits.class_names, cm)]
     atomic_write(out / f"confusion_{stem}.csv", csv_text(table, ["true\\pred", *splits.class_names]))
     plot_confusion(cm, splits.class_names, out / f"confusion_{stem}.png", title=f"{cfg.task} {split} ({checkpoint})")
+    scores = classification_metrics(part.y, probs, splits.class_names)
+    atomic_write(out / f"per_class_{stem}.csv",
+                 csv_text(scores["per_class"], ["class", "support", "precision", "recall", "f1", "accuracy"]))
     metrics = {"run_dir": str(run_dir), "split": split, "checkpoint": checkpoint, "tta": tta, "images": int(len(pred)),
                "loss": loss, "accuracy": float((pred == part.y).mean()),
                "per_class_accuracy": dict(zip(splits.class_names, per_class)),
-               "confusion_csv": str(out / f"confusion_{stem}.csv"), "confusion_png": str(out / f"confusion_{stem}.png")}
+               "mean_per_class_accuracy": scores["mean_per_class_accuracy"],
+               "macro": scores["macro"], "weighted": scores["weighted"],
+               **({"top5_accuracy": scores["top5_accuracy"]} if "top5_accuracy" in scores else {}),
+               "per_class": scores["per_class"],
+               "confusion_csv": str(out / f"confusion_{stem}.csv"), "confusion_png": str(out / f"confusion_{stem}.png"),
+               "per_class_csv": str(out / f"per_class_{stem}.csv")}
     write_json(out / f"metrics_{stem}.json", metrics)
     return metrics

@@ -9,6 +9,8 @@ A loop trains a compiled model on a dataset's in-memory splits and scores it on 
 ``kerascnn.speedups.graph_loop.GraphLoop`` runs Keras's own train and test steps many batches per
 TensorFlow call from in-memory tensors; ``make_loop`` picks it wherever its guard passes.
 """
+import numpy as np
+
 from kerascnn.data.pipeline import make_dataset
 
 
@@ -16,6 +18,24 @@ def validates(validation_freq, epoch, end_epoch):
     """Whether 0-based ``epoch`` of a phase ending before ``end_epoch`` validates: every ``validation_freq``
     epochs, as ``model.fit``, and also the phase's last epoch, which the run's summary and checkpoints need."""
     return (epoch + 1) % validation_freq == 0 or epoch + 1 == end_epoch
+
+
+def balanced_class_weights(labels, num_classes):
+    """Per-class loss weights ``n_samples / (n_classes * count)``, as scikit-learn's
+    ``compute_class_weight("balanced")``: every class then carries the same total weight. A class
+    absent from ``labels`` gets 1.0, which no sample uses."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    weights = np.ones(num_classes)
+    present = counts > 0
+    weights[present] = len(labels) / (num_classes * counts[present])
+    return weights
+
+
+def class_weights(cfg, splits):
+    """The recipe's per-class training loss weights as a float array, or None (``class_weight=none``)."""
+    if cfg.class_weight == "balanced":
+        return balanced_class_weights(splits.train.y, splits.num_classes)
+    return None
 
 
 def first_batch_divisible(cfg, scope, n):
@@ -50,11 +70,14 @@ class FitLoop:
         self.val_ds = make_dataset(splits.val.x, splits.val.y, **{
             **self.batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
         self._held = (splits.val.x, splits.val.y, self.val_ds)  # the latest split evaluated, kept as a dataset
+        weights = class_weights(cfg, splits)
+        self.class_weight = None if weights is None else {k: float(w) for k, w in enumerate(weights)}
 
     def fit(self, callbacks, *, epochs, initial_epoch=0, verbose=1, validation_freq=1):
         validated = [e + 1 for e in range(initial_epoch, epochs) if validates(validation_freq, e, epochs)]
         self.model.fit(self.train_ds, validation_data=self.val_ds, callbacks=callbacks, epochs=epochs,
-                       initial_epoch=initial_epoch, verbose="auto" if verbose else 0, validation_freq=validated)
+                       initial_epoch=initial_epoch, verbose="auto" if verbose else 0, validation_freq=validated,
+                       class_weight=self.class_weight)
 
     def evaluate(self, x, y):
         """Loss and accuracy on arrays (labels as class indices); the latest split's dataset is kept, so
@@ -74,5 +97,6 @@ def make_loop(model, cfg, splits, *, augmentation=None, scope=None):
 
     if use_graph_loop(cfg, model):
         return GraphLoop(model, (splits.train.x, splits.train.y), (splits.val.x, splits.val.y), splits.num_classes,
-                         cfg.batch_size, augmentation=augmentation, seed=cfg.seed)
+                         cfg.batch_size, augmentation=augmentation, seed=cfg.seed,
+                         class_weights=class_weights(cfg, splits))
     return FitLoop(model, cfg, splits, augmentation, scope)

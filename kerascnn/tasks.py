@@ -5,7 +5,7 @@ configuration a run is built from and records in its ``config.json``.
 """
 from dataclasses import dataclass
 
-from kerascnn.config import Config, apply_overrides
+from kerascnn.config import Config, ConfigError, apply_overrides
 from kerascnn.models import model_arguments
 
 
@@ -31,8 +31,24 @@ def get_task(name):
 
 def resolve_config(task, overrides=(), **fields):
     """The task's recipe, then explicit fields (e.g. data_dir from --data-dir), then --set overrides."""
-    cfg = get_task(task).config.replace(**{k: v for k, v in fields.items() if v is not None})
-    return apply_overrides(cfg, overrides, model_arguments(cfg.model))
+    recipe = get_task(task).config
+    cfg = recipe.replace(**{k: v for k, v in fields.items() if v is not None})
+    model = _model_override(overrides) or cfg.model
+    if model != recipe.model:
+        # The recipe's model_args belong to its own model; model.* overrides are checked against the new one's.
+        cfg = cfg.replace(model=model, model_args={})
+    try:
+        model_defaults = model_arguments(cfg.model)
+    except KeyError as exc:
+        raise ConfigError(f"model={cfg.model!r}: {exc.args[0]}") from None
+    return apply_overrides(cfg, overrides, model_defaults)
+
+
+def _model_override(overrides):
+    """The model named by the last ``model=NAME`` override, or None."""
+    names = [value.strip().strip("'\"") for key, _, value in (item.partition("=") for item in overrides)
+             if key.strip() == "model"]
+    return names[-1] if names else None
 
 
 register_task(
@@ -122,6 +138,17 @@ register_task(
     "from scratch (clip-art assignment, task C)",
     model="clipnet", preprocess="imagenet", epochs=40, optimizer="adam", learning_rate=2e-3,
     lr_schedule="cosine", warmup_epochs=2, label_smoothing=0.1, **_CLIPART,
+)
+
+# ---- any image folder ----
+register_task(
+    "folder",
+    "any image folder: --data-dir PATH (required) with one folder per class, or train/ and valid/ (and test/) "
+    "split folders; ClipNet at 96 px from scratch like clipart_own, --set model=NAME picks any registered "
+    "model (`kerascnn models`)",
+    dataset="folder", model="clipnet", image_size=96, preprocess="imagenet", val_fraction=0.2, epochs=40,
+    batch_size=32, optimizer="adam", learning_rate=2e-3, lr_schedule="cosine", warmup_epochs=2,
+    label_smoothing=0.1, augment=["flip", "translate:0.1", "zoom:0.15"],
 )
 
 # ---- faces tasks ----

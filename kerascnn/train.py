@@ -131,13 +131,25 @@ def unfreeze_for_fine_tuning(model, first_layer=""):
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs"):
-    """Train ``cfg`` into a new run directory, or continue ``resume``; returns the metrics dict."""
+def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs", on_start=None):
+    """Train ``cfg`` into a new run directory, or continue ``resume``; returns the metrics dict.
+
+    ``on_start(run_dir, cfg)`` is called once the run directory is written, before training starts.
+    Ctrl-C stops at the end of the current epoch, after its checkpoint, and raises
+    ``kerascnn.interrupt.Interrupted`` naming the run directory to resume."""
+    from kerascnn.interrupt import stop_at_safe_points
+
+    with stop_at_safe_points():
+        return _train(cfg, run_dir=run_dir, resume=resume, quiet=quiet, runs_root=runs_root, on_start=on_start)
+
+
+def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
     import keras
 
     from kerascnn import callbacks as cb
     from kerascnn.data import load_dataset
     from kerascnn.data.augment import build_augmentation
+    from kerascnn.interrupt import Interrupted, stop_requested
     from kerascnn.loops import make_loop
     from kerascnn.speedups.ema import averaged_weights_callback
     from kerascnn.speedups.graph_loop import check_train_loop
@@ -170,6 +182,8 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "class_names.json", list(splits.class_names))
+    if on_start is not None:
+        on_start(run_dir, cfg)
 
     with scope():
         if state is not None and (run_dir / "last.keras").exists():
@@ -190,7 +204,7 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
     best = cb.TrackBest(cfg, state)
     checkpoints = cb.JournaledCheckpoints(run_dir, cfg, state, history, best)
     checkpoints.set_model(model)
-    callbacks = [cb.ScheduleLearningRate(cfg), history, best, checkpoints]
+    callbacks = [cb.ScheduleLearningRate(cfg), history, best, cb.StopOnInterrupt(), checkpoints]
     loop = None
     if cfg.track_test:
         def evaluate_test():
@@ -217,7 +231,7 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
 
     if state["phase"] == "train" and state["epoch"] < cfg.epochs and not state["stopped_early"]:
         run_phase(cfg.epochs)
-    if cfg.fine_tune_epochs and state["epoch"] < cb.total_epochs(cfg):
+    if cfg.fine_tune_epochs and state["epoch"] < cb.total_epochs(cfg) and not stop_requested():
         if state["phase"] == "train":
             # Second phase: unfreeze, recompile with the fine-tuning LR, give early stopping a fresh start.
             with scope():
@@ -228,11 +242,17 @@ def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs")
             run_phase(cb.total_epochs(cfg))
     if best.changed or not (run_dir / "last.keras").exists():
         checkpoints.checkpoint()
+    if stop_requested() and state["epoch"] < cb.total_epochs(cfg) and not state["stopped_early"]:
+        raise Interrupted(f"stopped after epoch {state['epoch']} of {cb.total_epochs(cfg)}", run_dir=run_dir)
     if loop is None:  # a resumed run that had nothing left to train still scores its checkpoints
         loop = make_loop(model, cfg, splits, scope=scope)
 
     metrics = summarise(run_dir, cfg, state, splits, model, data_seconds, loop)
     write_json(run_dir / "metrics.json", metrics)
+    if cfg.tensorboard and not missing:  # once, after training: the confusion matrix image and the model graph
+        from kerascnn.vis.tensorboard import write_run_summaries
+
+        write_run_summaries(run_dir, splits, state["epoch"])
     from kerascnn.vis.curves import plot_history
 
     plot_history(rundir.read_history(run_dir), run_dir / "curves.png", title=f"{cfg.task} ({run_dir.name})")

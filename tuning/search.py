@@ -16,6 +16,8 @@ import shlex
 import time
 from pathlib import Path
 
+from kerascnn.interrupt import Interrupted, stop_at_safe_points, stop_requested
+
 TOP_TRIALS = 10
 
 
@@ -30,6 +32,8 @@ def _budgeted(tuner_class):
         deadline = None
 
         def pre_create_trial(self):
+            if stop_requested():  # Ctrl-C: between trials, where the search state is saved
+                raise Interrupted("stopped between trials")
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 raise BudgetSpent()
             super().pre_create_trial()
@@ -138,7 +142,8 @@ def run_search(*, task, tuner="hyperband", max_epochs=30, max_trials=30, time_bu
     started = time.monotonic()
     stopped_by_budget = False
     try:
-        search.search(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose)
+        with stop_at_safe_points():
+            search.search(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose)
     except BudgetSpent:
         stopped_by_budget = True
     search_minutes = (time.monotonic() - started) / 60

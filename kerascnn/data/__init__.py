@@ -12,7 +12,7 @@ from pathlib import Path
 from kerascnn.data.images import ImageSet
 
 # The dataset modules of this package, imported by name on first use; a new dataset is added here.
-DATASETS = ("artists", "caltech101", "cifar10", "clipart", "faces", "faces_alexnet")
+DATASETS = ("artists", "caltech101", "cifar10", "clipart", "faces", "faces_alexnet", "folder")
 
 
 @dataclass

@@ -45,12 +45,14 @@ def find_artist_root(folder):
     raise DatasetNotFoundError(f"no folder with {NUM_CLASSES} artist folders inside {folder}.\n{LAYOUT}")
 
 
-def download(url, dest, sha256=None):
-    """Fetch the art_data archive (zip or tar), verify it, and unpack the artist folders to ``dest``."""
+def download(url, dest, sha256=None, progress=None):
+    """Fetch the art_data archive (zip or tar), verify it, and unpack the artist folders to ``dest``.
+
+    ``progress`` as in ``kerascnn.data.download.download`` (True: a byte bar on stderr)."""
     from kerascnn.data.download import download as fetch
 
     dest = Path(dest)
-    archive = fetch(url, dest.parent / "downloads" / Path(url.split("?")[0]).name, sha256=sha256)
+    archive = fetch(url, dest.parent / "downloads" / Path(url.split("?")[0]).name, sha256=sha256, progress=progress)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:

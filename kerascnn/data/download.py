@@ -69,11 +69,18 @@ def download(url, dest, *, sha256=None, timeout=30, retries=3, backoff=1.0, resu
     - A SHA-256 mismatch deletes the bad bytes and raises `ChecksumError`; if the bytes came partly
       from an earlier `.part`, one fresh full download is tried first, as the stale part may be
       the culprit.
-    - `progress(done_bytes, total_bytes_or_None)` is called as bytes arrive.
+    - `progress(done_bytes, total_bytes_or_None)` is called as bytes arrive; `progress=True` draws a
+      byte bar on stderr instead when the size is known (None or False: nothing).
 
     Raises `HTTPStatusError`, `DownloadTimeout`, `ChecksumError` or `DownloadError`.
     """
     dest = Path(dest)
+    if progress is True:
+        from kerascnn.progress import byte_callback
+
+        progress = byte_callback(f"downloading {dest.name}", enabled=True)
+    elif progress is False:
+        progress = None
     expected = sha256.lower() if sha256 else None
     if dest.is_file() and (expected is None or sha256_file(dest) == expected):
         return dest

@@ -80,8 +80,12 @@ def decode_image(source, size):
         return np.asarray(img, dtype=np.uint8)
 
 
-def decode_many(paths, size, workers=None):
-    """Decode files in parallel; returns (array of decoded, indices kept, [(path, reason)] skipped)."""
+def decode_many(paths, size, workers=None, progress=False, label="decoding images"):
+    """Decode files in parallel; returns (array of decoded, indices kept, [(path, reason)] skipped).
+
+    ``progress``: a bar on stderr (True), none (False), or one when stderr is a terminal (None)."""
+    from kerascnn.progress import bar
+
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
 
     def one(path):
@@ -90,8 +94,11 @@ def decode_many(paths, size, workers=None):
         except Exception as exc:  # any decode failure means the file is unusable
             return None, f"{type(exc).__name__}: {exc}"
 
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(one, paths))
+    with ThreadPoolExecutor(workers) as pool, bar(len(paths), label, enabled=progress) as shown:
+        results = []
+        for result in pool.map(one, paths):
+            results.append(result)
+            shown.update()
     kept = [i for i, (img, _) in enumerate(results) if img is not None]
     skipped = [(str(paths[i]), err) for i, (img, err) in enumerate(results) if img is None]
     x = np.stack([results[i][0] for i in kept]) if kept else np.zeros((0, *size, 3), np.uint8)
@@ -125,8 +132,11 @@ def _cache_key(root, entries, size):
     return h.hexdigest()[:16]
 
 
-def load_image_folder(root, size, *, cache_dir, name, layout_help, ignore=(), class_names=None):
+def load_image_folder(root, size, *, cache_dir, name, layout_help, ignore=(), class_names=None, progress=None):
     """Load ``root/<class>/*`` as an ImageSet, decoding only when the cache is stale.
+
+    ``progress``: while decoding, a bar on stderr (True), none (False), or (None) one when there are at least
+    ``kerascnn.progress.MIN_FILES`` files and stderr is a terminal.
 
     ``class_names`` fixes the label order (folder names otherwise, sorted). Class folders without
     images are named in an ``EmptyClassWarning`` and in the result's ``empty_classes``.
@@ -150,7 +160,11 @@ def load_image_folder(root, size, *, cache_dir, name, layout_help, ignore=(), cl
             images = ImageSet(z["x"], z["y"], list(z["class_names"]), list(z["files"]), list(map(tuple, z["skipped"])),
                               empty)
     else:
-        x, kept, skipped = decode_many(paths, size)
+        from kerascnn.progress import MIN_FILES
+
+        if progress is None and len(paths) < MIN_FILES:
+            progress = False
+        x, kept, skipped = decode_many(paths, size, progress=progress, label=f"decoding {name}")
         rel = [str(paths[i].relative_to(root)) for i in kept]
         images = ImageSet(x, labels[kept], list(classes), rel, skipped, empty)
         buf = io.BytesIO()

@@ -31,8 +31,8 @@ def make_dataset(x, y, num_classes, batch_size, *, training=False, augmentation=
 
 def tf_dataset(x, y, num_classes, batch_size, *, training, augmentation, seed, drop_remainder):
     """uint8 images and one-hot labels sliced, shuffled and batched; no per-batch function unless
-    augmenting. Measured on the artists run (2 cores), a cast/one-hot ``map`` after ``batch`` cost about
-    40 ms per epoch in thread contention; the model's input casts uint8 to float32 itself."""
+    augmenting: a cast/one-hot ``map`` after ``batch`` costs a small model's epoch a visible share in thread
+    contention on two cores, and the model's input casts uint8 to float32 itself."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, one_hot_labels(y, num_classes)))

@@ -55,6 +55,17 @@ def select_variants(study, only):
 
 def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_root="studies", quiet=False,
               only=()):
+    """Train every variant and seed, then write the table and figures. Ctrl-C stops at the end of the
+    current epoch (``kerascnn.interrupt.Interrupted``); the same call again skips the finished runs and
+    resumes the interrupted one."""
+    from kerascnn.interrupt import stop_at_safe_points
+
+    with stop_at_safe_points():
+        return _run_study(name, epochs=epochs, overrides=overrides, repeats=repeats, data_dir=data_dir,
+                          out_root=out_root, quiet=quiet, only=only)
+
+
+def _run_study(name, *, epochs, overrides, repeats, data_dir, out_root, quiet, only):
     from kerascnn.tasks import resolve_config
 
     study = select_variants(get_study(name), only)

@@ -2,8 +2,8 @@
 
 TensorFlow has two CPU kernel sets (kerascnn/__init__.py chooses oneDNN unless TF_ENABLE_ONEDNN_OPTS is
 set). With its Eigen kernels, ``Conv2DBackpropInput`` (the gradient with respect to the input) is several
-times slower than a forward convolution of the same size, catastrophically on small maps: on the cifar10
-ConvNet's 2x2x512 layer 1047 ms per batch of 128 against 20 ms. For stride 1 and no dilation the input
+times slower than a forward convolution of the same size, catastrophically on small maps such as the
+cifar10 ConvNet's 2x2x512 layer (BENCHMARKS.md, "Conv2D gradients"). For stride 1 and no dilation the input
 gradient *is* a forward convolution: the output gradient convolved with the spatially flipped kernel, its
 input and output channels swapped, with the complementary padding. The filter gradient is a forward
 convolution too (batch and channels swapped, the output gradient as a kernel dilated by the stride),
@@ -44,16 +44,16 @@ class Rules:
 
 
 # Eigen kernels (oneDNN off): the input gradient is several times slower than the forward convolution,
-# catastrophically on small maps; the filter gradient is 3-4x slower on the ConvNet's 4x4 and 2x2 maps,
-# as fast at 16x16; artists' conv1, LeNet's conv1 and a ResNet stem get their filter gradient 1.8-4.8x
-# faster as a convolution, the ConvNet's 128-filter first layer does not.
+# catastrophically on small maps; the filter gradient is slower on the ConvNet's 4x4 and 2x2 maps, as fast
+# at 16x16; artists' conv1, LeNet's conv1 and a ResNet stem get their filter gradient faster as a
+# convolution, the ConvNet's 128-filter first layer does not.
 EIGEN = Rules(input_as_conv=True, small_map_pixels=100, first_layer_max_filters=64)
-# oneDNN kernels: the input gradients and first-layer filter gradients are as fast or faster than the
-# convolutions (LeNet conv1 13.9 ms against 83.1); only the filter gradient on 4x4 and 2x2 maps is still
-# 3-9x slower (206-262 ms against 29-70 ms on the ConvNet's 512-channel layers).
+# oneDNN kernels: the input gradients and first-layer filter gradients are as fast as or faster than the
+# convolutions; only the filter gradient on 4x4 and 2x2 maps (the ConvNet's 512-channel layers) is still
+# several times slower.
 ONEDNN = Rules(input_as_conv=False, small_map_pixels=16, first_layer_max_filters=0)
 # Fewer input channels than this: the flipped convolution (this many output channels) is slower than
-# TensorFlow's own input gradient (3 channels: 80 ms against 28 ms with Eigen).
+# TensorFlow's own input gradient (an RGB input layer, with Eigen).
 MIN_INPUT_CHANNELS = 8
 
 _rules = EIGEN

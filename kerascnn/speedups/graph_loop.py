@@ -97,14 +97,16 @@ def build_compiled_state(model, batch):
 class GraphLoop:
     """Trains and evaluates ``model`` (compiled) on in-memory arrays, driving Keras callbacks like fit."""
 
-    def __init__(self, model, train, val, num_classes, batch_size, *, augmentation=None, seed=0):
-        """``train`` and ``val``: (images, class indices) arrays; ``val`` may be empty."""
+    def __init__(self, model, train, val, num_classes, batch_size, *, augmentation=None, seed=0, class_weights=None):
+        """``train`` and ``val``: (images, class indices) arrays; ``val`` may be empty. ``class_weights``: one
+        training loss weight per class (as ``model.fit``'s ``class_weight``), or None; validation is unweighted."""
         import tensorflow as tf
 
         from kerascnn.data.pipeline import one_hot_labels
 
         self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
         self.augmentation, self.seed = augmentation, seed
+        self.class_weights = None if class_weights is None else tf.constant(np.asarray(class_weights, np.float32))
         self.train_x, self.train_y = self._tensors(*train)
         self.val = self._tensors(*val) if len(val[0]) else None
         # Arrays already held as tensors, found by identity: evaluate() converts each split only once.
@@ -144,7 +146,11 @@ class GraphLoop:
             images = tf.gather(x, idx)
             if self.augmentation is not None:
                 images = self.augmentation(tf.cast(images, tf.float32), training=True)
-            model.train_step((images, tf.gather(y, idx)))
+            labels = tf.gather(y, idx)
+            if self.class_weights is None:
+                model.train_step((images, labels))
+            else:  # as fit turns class_weight into sample weights: the weight of each image's class
+                model.train_step((images, labels, tf.gather(self.class_weights, tf.argmax(labels, axis=-1))))
             return (step + 1,)
 
         order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(x)[0]), seed=tf.stack([self.seed, epoch]))

@@ -2,7 +2,7 @@
 
 Every kind is a function ``kind(run_dir, out_dir, **options)`` returning the paths it wrote; its
 keyword-only parameters are the options it takes (``checkpoint``, ``split``, ``layers``, ``images``,
-``units``, ``class_name``), each with the default used when it is not given.
+``units``, ``class_name``, ``count``), each with the default used when it is not given.
 """
 import importlib.util
 import inspect
@@ -13,6 +13,7 @@ from kerascnn.vis.activations import plot_activations
 from kerascnn.vis.embedding import tsne_kind
 from kerascnn.vis.filters import plot_filters
 from kerascnn.vis.saliency import gradcam_kind, guided_backprop_kind
+from kerascnn.vis.top_losses import top_losses_kind
 from kerascnn.vis.weights import dense_weights
 
 
@@ -37,6 +38,7 @@ def confusion(run_dir, out_dir, *, split="val", checkpoint="best"):
 KINDS = {
     "curves": curves,
     "confusion": confusion,
+    "top-losses": top_losses_kind,
     "dense-weights": dense_weights,
     "guided-backprop": guided_backprop_kind,
     "gradcam": gradcam_kind,
