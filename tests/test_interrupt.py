@@ -76,3 +76,19 @@ def test_second_ctrl_c_stops_at_once(tmp_path):
     assert time.monotonic() - start_wait < 20
     assert "interrupted at once" in err and f"kerascnn train --resume {run_dir}" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_stops_a_study_which_the_same_command_continues(tmp_path):
+    data = write_image_folder(tmp_path / "images")
+    args = ["experiment", "artists.pooling", "--only", "no_pooling", "--data-dir", str(data), "--epochs", "100000",
+            "--quiet", "--out", str(tmp_path / "studies"), "--set", "batch_size=16", "tensorboard=false"]
+    proc = start(args, tmp_path)
+    run_dir = tmp_path / "studies" / "artists.pooling" / "runs" / "no_pooling" / "seed0"
+    wait_for_epochs(run_dir, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with: kerascnn experiment artists.pooling --only no_pooling" in err
+    assert "Traceback" not in err
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["epoch"] == len(rundir.read_history(run_dir)) >= 2
