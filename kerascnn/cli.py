@@ -70,7 +70,10 @@ def recipe_line(cfg):
 def announce_run(args):
     """What a user needs from a run's first second: where it writes, what it trains, how to watch it."""
     def on_start(run_dir, cfg):
+        from kerascnn.interrupt import set_resume_hint
+
         args.started_run_dir = run_dir
+        set_resume_hint(f"kerascnn train --resume {run_dir}")
         lines = [f"run directory: {run_dir}", f"recipe: {recipe_line(cfg)}"]
         if cfg.tensorboard:
             lines.append(f"watch it: tensorboard --logdir {run_dir / 'tensorboard'}")
@@ -548,6 +551,9 @@ def main(argv=None):
 
         import_tensorflow(verbose=args.verbose)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    from kerascnn.interrupt import set_resume_hint
+
+    set_resume_hint(resume_hint(args, argv, None))  # train's own hint comes once its run directory exists
     try:
         args.fn(args)
     except Interrupted as exc:

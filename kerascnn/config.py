@@ -96,7 +96,8 @@ FIELD_HELP = {
                    "large = mean subtraction only",
     "grayscale": "decode images as one grey channel (faces datasets)",
     "feature_layer": "AlexNet layer whose activations are the features (faces_alexnet dataset)",
-    "feature_weights": "torchvision AlexNet .npz for the feature extractor; None = random (seeded) weights",
+    "feature_weights": ("torchvision AlexNet .npz, or a run directory / .keras model with AlexNet's conv "
+                        "layers, for the feature extractor; None = random (seeded) weights"),
     "val_fraction": "held-out share of the training data for validation",
     "split_seed": "seed of the train/val split (kept fixed across repeats)",
     "seed": "seed of initialisation, shuffling and augmentation",

@@ -1,9 +1,15 @@
 """Ctrl-C that stops cleanly: the first SIGINT asks the work to stop at its next safe point (an epoch
-boundary, or between trials or study variants), which leaves everything resumable; a second one stops
-at once (``KeyboardInterrupt``). Long-running entries (training, studies, searches) run inside
-``stop_at_safe_points()`` and ask ``stop_requested()`` at their safe points.
+boundary, or between trials or study variants), which leaves everything resumable; a second one ends the
+process at once with status 130, as a SIGKILL would, which the journaled checkpoints are built to survive.
+Long-running entries (training, studies, searches) run inside ``stop_at_safe_points()`` and ask
+``stop_requested()`` at their safe points.
+
+The second stop is ``os._exit`` rather than ``KeyboardInterrupt``: Python runs a signal handler wherever
+the main thread happens to be, and an exception raised inside a finaliser (TensorFlow has many) is
+printed and dropped, so a ``KeyboardInterrupt`` would sometimes be lost.
 """
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -19,15 +25,24 @@ class Interrupted(Exception):
 
 _requested = threading.Event()
 _depth = 0  # nested entries (a study's runs) share the outermost entry's handler
+_resume_hint = None
 
 
 def stop_requested():
     return _requested.is_set()
 
 
+def set_resume_hint(command):
+    """The command a second Ctrl-C prints as the way to continue (the CLI knows it; the library does not)."""
+    global _resume_hint
+    _resume_hint = command
+
+
 def _on_sigint(signum, frame):
     if _requested.is_set():
-        raise KeyboardInterrupt
+        hint = f"; from the last checkpoint, continue with: {_resume_hint}" if _resume_hint else ""
+        print(f"\ninterrupted at once{hint}", file=sys.stderr, flush=True)
+        os._exit(130)
     _requested.set()
     print("\nCtrl-C: stopping at the next safe point (end of this epoch), leaving the run resumable; "
           "press Ctrl-C again to stop at once", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from kerascnn import rundir
 from kerascnn.io import atomic_path, write_json
+from kerascnn.models.backbone import backbone_source, check_weights_sources
 
 
 def configure_runtime(cfg):
@@ -167,6 +168,8 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
             raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
         state = None
     check_train_loop(cfg)  # before anything is written: a train_loop this run cannot use is an error
+    if not resume:
+        check_weights_sources(cfg)  # a missing or malformed weights source fails before the data is loaded
 
     configure_runtime(cfg)
     scope = distribution_scope(cfg)
@@ -177,8 +180,21 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
     augmentation = build_augmentation(cfg.augment, seed=cfg.seed)
     if cfg.track_test and (splits.test is None or (splits.test.y < 0).all()):
         raise ValueError(f"track_test needs a labelled test split; dataset {cfg.dataset!r} has none")
-    # Only now, with the data loaded and the recipe checked: a run that cannot start leaves no directory
-    # behind to block the same --run-dir next time.
+
+    def fresh_model():
+        model = build_model(cfg, splits.input_shape, splits.num_classes)
+        adapt_preprocessing(model, cfg, splits.train.x)
+        compile_model(model, cfg)
+        return model
+
+    model = None
+    if state is None:
+        # Built before the run directory exists: a model that cannot be built (e.g. model.weights naming a
+        # run without this backbone) is a run that cannot start.
+        with scope():
+            model = fresh_model()
+    # Only now, with the data loaded, the recipe checked and the model built: a run that cannot start leaves
+    # no directory behind to block the same --run-dir next time.
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "class_names.json", list(splits.class_names))
@@ -186,16 +202,15 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
         on_start(run_dir, cfg)
 
     with scope():
-        if state is not None and (run_dir / "last.keras").exists():
+        if model is None and (run_dir / "last.keras").exists():
             rundir.register_custom_layers()
             model = keras.models.load_model(run_dir / "last.keras")
             maybe_fuse(cfg, model.optimizer)
             rows = rundir.read_history(run_dir)[: state["epoch"]]
         else:
             state, rows = cb.fresh_state(), []
-            model = build_model(cfg, splits.input_shape, splits.num_classes)
-            adapt_preprocessing(model, cfg, splits.train.x)
-            compile_model(model, cfg)
+            if model is None:  # resumed before the first checkpoint: start over
+                model = fresh_model()
             with atomic_path(run_dir / "initial.weights.h5") as tmp:
                 model.save_weights(tmp)
     rundir.write_history(run_dir, rows)
@@ -288,4 +303,5 @@ def summarise(run_dir, cfg, state, splits, model, data_seconds, loop):
         "parameters": int(model.count_params()),
         "train_images": len(splits.train.x), "val_images": len(splits.val.x),
         "class_names": list(splits.class_names),
+        "backbone_source": backbone_source(cfg),
     }

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_data, write_image_folder
+from conftest import shared_data
 from kerascnn.data import images
 from kerascnn.data.images import (CorruptImageWarning, DatasetNotFoundError, EmptyClassWarning, load_image_folder,
                                   stratified_split)

@@ -1,9 +1,9 @@
 """The faces as AlexNet activations (part 2.2): each crop mapped once through a fixed AlexNet.
 
 The extractor is ``alexnet_features`` cut at ``cfg.feature_layer`` (conv4 by default: 13x13x256
-post-ReLU maps at 224x224) with the torchvision weights in ``cfg.feature_weights`` (an ``.npz``,
-see ``kerascnn.models.alexnet``), or seeded random weights when none are given (no ImageNet
-weights can be downloaded here). The activations are computed once and cached as float16 under
+post-ReLU maps at 224x224) with the weights in ``cfg.feature_weights`` (a torchvision ``.npz``,
+see ``kerascnn.models.alexnet``, or a run directory / ``.keras`` model holding AlexNet's conv
+layers), or seeded random weights when none are given (no ImageNet weights can be downloaded here). The activations are computed once and cached as float16 under
 the cache directory, keyed by the layer, the weights file's SHA-256 (or the seed) and the image
 pixels themselves, so a second training run, another classifier or an evaluation skips AlexNet
 entirely. The split is the faces one (``split_per_person``), so results compare with faces_mlp.
@@ -25,7 +25,13 @@ CACHE_VERSION = 1
 
 def weights_identity(cfg):
     """What fixes the extractor's weights: the file's SHA-256, or the seed of the random ones."""
-    return f"sha256:{sha256_file(cfg.feature_weights)}" if cfg.feature_weights else f"random-seed:{cfg.seed}"
+    if not cfg.feature_weights:
+        return f"random-seed:{cfg.seed}"
+    from kerascnn.models.backbone import is_model_source, model_source_path
+
+    # A run directory is identified by its best.keras, the file its weights come from.
+    path = model_source_path(cfg.feature_weights) if is_model_source(cfg.feature_weights) else cfg.feature_weights
+    return f"sha256:{sha256_file(path)}"
 
 
 def build_extractor(cfg, input_shape):

@@ -5,13 +5,18 @@ There are no Keras ImageNet AlexNet weights; export torchvision's once where tor
     sd = torchvision.models.alexnet(weights="IMAGENET1K_V1").state_dict()
     numpy.savez("alexnet.npz", **{k: v.numpy() for k, v in sd.items()})
 
-and pass ``weights="alexnet.npz"``.
+and pass ``weights="alexnet.npz"``. Offline, the alternative is a backbone trained here:
+``weights=RUN_DIR`` (or a ``.keras`` file) copies it from a run whose model holds AlexNet's layers,
+matched by name (``kerascnn.models.backbone``).
 """
+import os
+
 import keras
 import numpy as np
 from keras import layers
 
 from kerascnn.models import register
+from kerascnn.models.backbone import BackboneWeightsError, is_model_source, load_backbone_from_model
 from kerascnn.models.common import classifier_output, preprocessing_layer, regularizer
 
 # (name, filters, kernel, stride, pool after, index in torchvision's ``features``)
@@ -26,6 +31,7 @@ FEATURES = (
 CLASSIFIER = (("fc1", 1), ("fc2", 4), ("predictions", 6))
 POOLED = 6  # AdaptiveAvgPool2d((6, 6))
 SKIP_CLASSIFIER = (False, True, "output")
+FAMILY = "AlexNet"
 
 
 def _features(x, upto=None):
@@ -51,7 +57,8 @@ def alexnet(input_shape=(224, 224, 3), num_classes=1000, *, weights=None, skip_c
     Geometry as torchvision's ``alexnet`` (61,100,840 parameters at 1000 classes). At 224x224
     the conv stack already ends in 6x6 maps (224 -> 55 -> 27 -> 13 -> 6), so the adaptive pool is
     the identity; it matters only for other input sizes, where it keeps fc1's 9216 inputs.
-    ``weights`` is None or a torchvision ``.npz`` path (see ``load_torchvision_alexnet``);
+    ``weights`` is None, a torchvision ``.npz`` path (see ``load_torchvision_alexnet``) or a run
+    directory / ``.keras`` model (see ``load_alexnet_backbone``); for an ``.npz``,
     ``skip_classifier`` defaults to loading everything at 1000 classes and everything but the
     output layer otherwise. ``hidden`` narrows fc1/fc2 for a from-scratch head (the torchvision
     weights need 4096) and ``l2`` regularises them.
@@ -71,7 +78,9 @@ def alexnet(input_shape=(224, 224, 3), num_classes=1000, *, weights=None, skip_c
             x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
         x = layers.Dense(hidden, activation="relu", kernel_regularizer=reg, name=name)(x)
     model = keras.Model(inputs, classifier_output(x, num_classes), name="alexnet")
-    if weights:
+    if weights and is_model_source(weights):
+        load_alexnet_backbone(model, weights, with_classifier=skip_classifier is not True)
+    elif weights:
         if skip_classifier is None:
             skip_classifier = False if num_classes == 1000 else "output"
         load_torchvision_alexnet(model, weights, skip_classifier=skip_classifier)
@@ -91,9 +100,29 @@ def alexnet_features(input_shape=(224, 224, 3), num_classes=None, *, layer="conv
     inputs = keras.Input(shape=input_shape, name="image")
     x = _features(preprocessing_layer(preprocess)(inputs), upto=layer)
     model = keras.Model(inputs, x, name=f"alexnet_{layer}")
-    if weights:
+    if weights and is_model_source(weights):
+        load_alexnet_backbone(model, weights, with_classifier=False)
+    elif weights:
         load_torchvision_alexnet(model, weights, skip_classifier=True)
     return model
+
+
+def alexnet_backbone_layers(model, with_classifier=True):
+    """The backbone of an ``alexnet`` / ``alexnet_features`` model: its conv layers (conv1..conv5, as
+    many as it has) and, ``with_classifier``, the hidden dense layers fc1 and fc2; never the output."""
+    names = [name for name, *_ in FEATURES] + ([name for name, _ in CLASSIFIER[:-1]] if with_classifier else [])
+    present = {layer.name: layer for layer in model.layers}
+    return [present[name] for name in names if name in present]
+
+
+def load_alexnet_backbone(model, weights, with_classifier=True):
+    """Copy the AlexNet backbone of the run directory or ``.keras`` model ``weights`` onto ``model``.
+
+    Layers are matched by name, the source's output layer is never used (a new class count is the
+    usual case), and fc1/fc2 need the same ``hidden`` width as the source's; ``with_classifier=False``
+    (``skip_classifier=True`` in ``alexnet``) loads the convolutions only.
+    """
+    return load_backbone_from_model(alexnet_backbone_layers(model, with_classifier), weights, FAMILY)
 
 
 def load_torchvision_alexnet(model, npz_path, skip_classifier=False):
@@ -110,6 +139,12 @@ def load_torchvision_alexnet(model, npz_path, skip_classifier=False):
     """
     if skip_classifier not in SKIP_CLASSIFIER:
         raise ValueError(f"skip_classifier must be one of {SKIP_CLASSIFIER}")
+    if not os.path.exists(npz_path):
+        raise FileNotFoundError(f"AlexNet weights {str(npz_path)!r} not found (expected a torchvision .npz, a "
+                                ".keras model or a run directory)")
+    if not str(npz_path).endswith(".npz"):
+        raise BackboneWeightsError(f"{npz_path}: expected a torchvision AlexNet .npz, a .keras model or a run "
+                                   "directory")
     present = {layer.name for layer in model.layers}
     with np.load(npz_path) as state:
         for name, *_, k in FEATURES:

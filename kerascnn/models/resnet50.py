@@ -13,7 +13,7 @@ Backbone weights (``weights``):
   ``ResNet50(include_top=False)``, or a ``.keras`` model containing ResNet-50 layers;
 - a run directory of this project: the ``best.keras`` of any run whose model contains a ResNet-50
   backbone (e.g. a model B run, or one trained on another dataset); layers are matched by name and
-  the run's head is skipped.
+  the run's head is skipped (``kerascnn.models.backbone``).
 
 Weights do not depend on the input size, so a backbone trained at 64 px loads into one at 224 px.
 """
@@ -23,30 +23,19 @@ import keras
 from keras import layers
 
 from kerascnn.models import register
+from kerascnn.models.backbone import (  # noqa: F401  (BackboneWeightsError: importable from here too)
+    BackboneWeightsError, copy_backbone_weights, is_model_source, load_backbone_from_model,
+)
 from kerascnn.models.common import classifier_output, preprocessing_layer
 
 
 # Every layer of keras.applications' ResNet50 is named conv1_*, pool1_* or conv{2..5}_block*.
 RESNET_LAYER_PREFIXES = ("conv", "pool")
-
-
-class BackboneWeightsError(ValueError):
-    """The weights source holds no usable ResNet-50 backbone."""
-
-
-def _weight_layers(model):
-    """name -> layer for every layer with weights, looking inside nested models too."""
-    found = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.update(_weight_layers(layer))
-        elif layer.weights:
-            found[layer.name] = layer
-    return found
+FAMILY = "ResNet-50"
 
 
 def _source_model(weights, input_shape):
-    """A Keras model holding the backbone weights named by ``weights`` (see the module docstring)."""
+    """A Keras model holding the backbone weights named by ``weights``: ImageNet or a standalone ``.h5``."""
     if weights == "imagenet":
         try:
             return keras.applications.ResNet50(include_top=False, weights="imagenet", input_shape=input_shape)
@@ -56,18 +45,9 @@ def _source_model(weights, input_shape):
                 "downloaded on first use and need internet; offline, pass model.weights=PATH to a local "
                 "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, or model.weights=RUN_DIR") from exc
     path = Path(weights)
-    if path.is_dir():
-        checkpoint = path / "best.keras"
-        if not checkpoint.exists():
-            raise BackboneWeightsError(f"{path} is a folder without best.keras: not a run directory of this project")
-        path = checkpoint
     if not path.exists():
-        raise FileNotFoundError(f"backbone weights {weights!r} not found (a file, a run directory or 'imagenet')")
-    if path.suffix == ".keras":
-        from kerascnn.rundir import register_custom_layers
-
-        register_custom_layers()  # whatever family built the saved model
-        return keras.models.load_model(path, compile=False)
+        raise FileNotFoundError(f"backbone weights {weights!r} not found (a .weights.h5, .h5 or .keras file, "
+                                "a run directory or 'imagenet')")
     if path.name.endswith(".h5"):
         standalone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape)
         try:
@@ -80,23 +60,13 @@ def _source_model(weights, input_shape):
 
 
 def load_backbone_weights(backbone_layers, weights, input_shape):
-    """Copy the weights of every layer in ``backbone_layers`` (name -> layer) from ``weights``.
+    """Copy the weights of every layer in ``backbone_layers`` from ``weights`` (module docstring).
 
-    Every backbone layer must be found, with matching shapes; returns the number of layers set.
+    Every backbone layer must be found by name, with matching shapes; returns the number of layers set.
     """
-    source = _weight_layers(_source_model(weights, input_shape))
-    missing = [name for name in backbone_layers if name not in source]
-    if missing:
-        raise BackboneWeightsError(f"{weights} lacks {len(missing)} of the {len(backbone_layers)} ResNet-50 "
-                                   f"layers (first: {', '.join(missing[:3])}); is it a ResNet-50?")
-    for name, layer in backbone_layers.items():
-        values = source[name].get_weights()
-        shapes = [tuple(v.shape) for v in values]
-        expected = [tuple(w.shape) for w in layer.weights]
-        if shapes != expected:
-            raise BackboneWeightsError(f"layer {name} of {weights} has shapes {shapes}, not {expected}")
-        layer.set_weights(values)
-    return len(backbone_layers)
+    if is_model_source(weights):
+        return load_backbone_from_model(backbone_layers, weights, FAMILY)
+    return copy_backbone_weights(backbone_layers, _source_model(weights, input_shape), FAMILY, str(weights))
 
 
 @register
@@ -127,8 +97,7 @@ def resnet50(
     # The applications model starts at our input, so it also lists the input and preprocessing layers.
     resnet_layers = [layer for layer in backbone.layers if layer.name.startswith(RESNET_LAYER_PREFIXES)]
     if weights:
-        load_backbone_weights({layer.name: layer for layer in resnet_layers if layer.weights}, weights,
-                              tuple(input_shape))
+        load_backbone_weights(resnet_layers, weights, tuple(input_shape))
     for layer in resnet_layers:
         layer.trainable = train_backbone
         if isinstance(layer, layers.BatchNormalization):

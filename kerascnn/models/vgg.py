@@ -19,6 +19,7 @@ import numpy as np
 from keras import layers
 
 from kerascnn.models import register
+from kerascnn.models.backbone import BackboneWeightsError, is_model_source, load_backbone_from_model
 from kerascnn.models.common import classifier_output, preprocessing_layer
 
 # torchvision cfg "A" with batch norm, grouped into the five blocks that each end in a max pool.
@@ -95,15 +96,22 @@ def _build_backbone(backbone, input_shape, weights):
     else:
         raise ValueError(f"unknown backbone {backbone!r}; choose vgg16 or vgg11_bn")
     if weights not in (None, "imagenet"):
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"backbone weights file {weights!r} not found")
-        if weights.endswith(".npz"):
+        if is_model_source(weights):
+            # A run of this project (or a .keras model) holding this backbone: its block* layers by name.
+            load_backbone_from_model(backbone_layers(model), weights, backbone)
+        elif not os.path.exists(weights):
+            raise FileNotFoundError(f"backbone weights {weights!r} not found (expected a run directory, a .keras "
+                                    "model, a .weights.h5 / .h5 file, or a torchvision .npz for vgg11_bn)")
+        elif weights.endswith(".npz"):
             if backbone != "vgg11_bn":
                 raise ValueError("an .npz (torchvision state_dict) only fits backbone='vgg11_bn'")
             load_torchvision_vgg11_bn(model, weights)
-        else:
-            # .weights.h5, legacy .h5 (e.g. Keras' vgg16 "notop" ImageNet file) or a .keras archive.
+        elif weights.endswith(".h5"):
+            # .weights.h5 or legacy .h5 (e.g. Keras' vgg16 "notop" ImageNet file) of the standalone backbone.
             model.load_weights(weights)
+        else:
+            raise BackboneWeightsError(f"{weights}: expected a run directory, a .keras model, a .weights.h5 / "
+                                       "legacy .h5 file, or a torchvision .npz for vgg11_bn")
     return model
 
 
@@ -124,8 +132,10 @@ def vgg_transfer(
     """Convolutional VGG backbone (no pooling/classifier head), flatten, (dense -> BN -> ReLU)*, softmax.
 
     ``weights``: None (random init, the question 4b from-scratch baseline), "imagenet" (vgg16
-    only; downloads) or a path: an ``.npz`` torchvision state_dict for vgg11_bn, or a Keras
-    ``.weights.h5`` / ``.h5`` / ``.keras`` file saved from the same backbone built standalone.
+    only; downloads) or a path: an ``.npz`` torchvision state_dict for vgg11_bn, a Keras
+    ``.weights.h5`` / ``.h5`` file saved from the same backbone built standalone, or a run
+    directory / ``.keras`` model holding this backbone, whose ``block*`` layers are matched by
+    name with its head skipped (``kerascnn.models.backbone``).
     ``pretrained=False`` ignores ``weights`` (the starter's ``pretrained`` flag), so a study can
     pass one weights file to all its variants and still have a from-scratch baseline.
     ``train_backbone=False`` freezes every backbone layer (question 4a); frozen BN layers also run
