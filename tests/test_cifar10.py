@@ -228,8 +228,9 @@ def test_filter_grid_layout_and_scaling():
 def test_transfer_table_adds_test_accuracy_and_names_the_backbone(tiny_study, monkeypatch):
     """The transfer hook on stand-in runs (a VGG study is too heavy for a unit test; the doc has a real one)."""
     from kerascnn import rundir
-    from kerascnn.experiments.cifar10 import transfer_table
+    from kerascnn.experiments.transfer import transfer_table
 
+    post = transfer_table(test_accuracy=True)
     _, result = tiny_study
     run = Path(result["study_dir"]) / "runs" / "plain" / "seed0"
     cfg, metrics = rundir.load_config(run), rundir.read_json(run, "metrics.json")
@@ -244,15 +245,15 @@ def test_transfer_table_adds_test_accuracy_and_names_the_backbone(tiny_study, mo
                         "metrics": metrics})
         return out
 
-    with pytest.warns(UserWarning, match="RANDOM features"):
-        table = transfer_table(s, run.parent, results(None), quiet=True)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        table = post(s, run.parent, results(None), quiet=True)
     assert [r["backbone"] for r in table["rows"]] == ["random init, frozen", "random init, trained",
                                                       "random init, trained"]
     test_accuracy = cli_json("evaluate", str(run), "--split", "test", "--json")["accuracy"]
     assert all(r["test_accuracy"] == pytest.approx(test_accuracy) for r in table["rows"])
     assert "test_accuracy" in table["columns"]
     monkeypatch.setattr("kerascnn.evaluate.evaluate_run", lambda *a, **k: {"accuracy": 0.5})
-    rows = transfer_table(s, run.parent, results("vgg11_bn.npz"), quiet=True)["rows"]
+    rows = post(s, run.parent, results("vgg11_bn.npz"), quiet=True)["rows"]
     assert [r["backbone"] for r in rows] == ["vgg11_bn.npz, frozen", "vgg11_bn.npz, trained", "random init, trained"]
 
 

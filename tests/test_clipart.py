@@ -163,6 +163,31 @@ def test_frozen_backbone_survives_training_and_a_run_dir_is_a_weights_source(tmp
     assert assert_same_backbone(bigger, trained, ["conv1_conv", "conv3_block2_2_bn", "conv5_block3_3_conv"]) == 3
 
 
+def test_transfer_study_variants_differ_only_in_their_start_and_what_trains(tmp_path, backbone_file):
+    """clipart.transfer passes one backbone to every variant: "scratch" ignores it, the others load it;
+    all four spend the same epochs, and the table names each one's start and schedule."""
+    from kerascnn.experiments import STUDIES
+    from kerascnn.experiments.transfer import describe_backbone
+    from kerascnn.models import create_model
+    from kerascnn.tasks import resolve_config
+
+    path, standalone = backbone_file
+    study = STUDIES["clipart.transfer"]
+    assert [name for name, _ in study.variants] == ["scratch", "frozen", "fine_tune_stage5", "fine_tune_all"]
+    configs = {name: resolve_config(study.task, study.base + overrides + [f"model.weights={path}"])
+               for name, overrides in study.variants}
+    assert {cfg.epochs + cfg.fine_tune_epochs for cfg in configs.values()} == {9}
+    assert [describe_backbone(cfg).split(", ", 1)[1] for cfg in configs.values()] == [
+        "trained", "frozen", "frozen 3 epochs, then fine-tuned 6 from conv5_block1_1_conv",
+        "frozen 3 epochs, then fine-tuned 6 from the first layer"]
+    scratch, frozen = (create_model("resnet50", (32, 32, 3), 3, **configs[name].model_args)
+                       for name in ("scratch", "frozen"))
+    assert_same_backbone(frozen, standalone, ["conv1_conv", "conv5_block3_3_bn"])
+    assert not np.allclose(scratch.get_layer("conv1_conv").get_weights()[0],
+                           standalone.get_layer("conv1_conv").get_weights()[0])
+    assert len(scratch.trainable_weights) > 100 and len(frozen.trainable_weights) == 2
+
+
 def test_resnet50_weight_sources_fail_clearly(tmp_path):
     from kerascnn.models import create_model
     from kerascnn.models.resnet50 import BackboneWeightsError

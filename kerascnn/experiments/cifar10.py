@@ -2,11 +2,10 @@
 
 Run one with ``kerascnn experiment cifar10.<name> --data-dir DATA [--epochs N] [--repeats N]``.
 """
-import warnings
-
 import numpy as np
 
 from kerascnn.experiments import study
+from kerascnn.experiments.transfer import transfer_table
 from kerascnn.tables import put_mean_sd
 
 # ------------------------------------------------------------------ post hooks
@@ -43,31 +42,6 @@ def best_vs_last(study, study_dir, results, quiet=False):
         rows.append(row)
     columns = ["variant", "seeds", "best_epoch", "epochs_run", "best_train_accuracy", "last_train_accuracy",
                "best_val_accuracy", "last_val_accuracy"]
-    return {"rows": rows, "columns": columns}
-
-
-def transfer_table(study, study_dir, results, quiet=False):
-    """The standard table plus test accuracy of each best checkpoint and where the backbone came from."""
-    from kerascnn.evaluate import evaluate_run
-    from kerascnn.experiments.runner import COLUMNS, summarise
-
-    rows = summarise(results, study)
-    for row in rows:
-        runs = [r for r in results if r["variant"] == row["variant"]]
-        cfg = runs[0]["cfg"]
-        weights = cfg.model_args.get("weights")
-        pretrained = cfg.model_args.get("pretrained", True)
-        row["backbone"] = ("random init" if not pretrained or not weights else str(weights)) + (
-            ", trained" if cfg.model_args.get("train_backbone") else ", frozen")
-        tests = [evaluate_run(r["run_dir"], split="test", checkpoint="best")["accuracy"] for r in runs]
-        put_mean_sd(row, "test_accuracy", tests)
-    if not any(r["cfg"].model_args.get("weights") for r in results):
-        note = ("cifar10.transfer ran without --set model.weights=PATH: 'frozen' trained the head on frozen "
-                "RANDOM features and 'fine_tuned' equals 'scratch' up to its initial draw.")
-        warnings.warn(note, stacklevel=2)
-        if not quiet:
-            print(f"note: {note}")
-    columns = ["variant", "backbone"] + COLUMNS[1:3] + ["test_accuracy"] + COLUMNS[3:]
     return {"rows": rows, "columns": columns}
 
 
@@ -128,11 +102,11 @@ study(
 study(
     "cifar10.transfer", "cifar10_vgg",
     "VGG11-BN backbone frozen, fine-tuned from the same weights, and trained from scratch (Q4); "
-    "pass the backbone weights with --set model.weights=PATH",
+    "pass the backbone with --set model.weights=RUN_DIR|PATH (e.g. a caltech101_vgg11_bn run)",
     variants=[
         ("frozen", ["model.train_backbone=false"]),
         ("fine_tuned", ["model.train_backbone=true"]),
         ("scratch", ["model.train_backbone=true", "model.pretrained=false"]),
     ],
-    post=transfer_table,
+    post=transfer_table(test_accuracy=True),
 )

@@ -10,6 +10,7 @@ variant's best validation accuracy and its difference from the baseline.
 import numpy as np
 
 from kerascnn.experiments import study
+from kerascnn.experiments.transfer import transfer_table
 
 # (question, setting, variant name, overrides); the baseline is clipart_own's recipe unchanged:
 # Adam 2e-3 with 2 warm-up epochs and cosine decay, max pooling, dropout 0.3, batch norm, He
@@ -56,4 +57,24 @@ study(
     "LR strategy and the extra techniques, one change from the baseline at a time",
     variants=[(name, overrides) for _, _, name, overrides in ABLATION],
     post=ablation_table,
+)
+
+
+# Model A's starting points on one budget: clipart_resnet50_finetune trains 3 head-only epochs and then
+# fine-tunes 6, so every variant gets 9 epochs. The backbone comes from --set model.weights=RUN_DIR (a
+# caltech101_resnet50 run offline, or imagenet); "scratch" ignores it (model.pretrained=false) and
+# trains model B's way, warm-up and all, for the same 9 epochs.
+study(
+    "clipart.transfer", "clipart_resnet50_finetune",
+    "model A's starting points on one 9-epoch budget: ResNet-50 from scratch, the pretrained backbone frozen, "
+    "fine-tuned from stage 5, and fully fine-tuned (batch norm frozen); pass the backbone with "
+    "--set model.weights=RUN_DIR|PATH (e.g. a caltech101_resnet50 run)",
+    variants=[
+        ("scratch", ["model.pretrained=false", "model.train_backbone=true", "fine_tune_epochs=0", "epochs=9",
+                     "warmup_epochs=1", "label_smoothing=0.1"]),
+        ("frozen", ["fine_tune_epochs=0", "epochs=9"]),
+        ("fine_tune_stage5", ["fine_tune_from=conv5_block1_1_conv"]),
+        ("fine_tune_all", []),
+    ],
+    post=transfer_table(test_accuracy=False),
 )

@@ -75,6 +75,7 @@ def resnet50(
     num_classes=65,
     *,
     weights=None,
+    pretrained=True,
     train_backbone=True,
     dropout=0.3,
     bn_momentum=0.9,
@@ -82,7 +83,9 @@ def resnet50(
 ):
     """ResNet-50 backbone (He et al. 2016, Keras' layer names) + global average pool + dropout + softmax.
 
-    ``weights``: None | "imagenet" | PATH | RUN_DIR (module docstring). ``train_backbone=False``
+    ``weights``: None | "imagenet" | PATH | RUN_DIR (module docstring). ``pretrained=False`` ignores
+    ``weights``, so a study can pass one backbone source to all its variants and still have a
+    from-scratch baseline. ``train_backbone=False``
     freezes every backbone layer, so phase 1 trains the head only; the recipe's
     ``fine_tune_epochs`` then unfreezes (from ``fine_tune_from`` on) with batch norm kept frozen,
     i.e. in inference mode, as Keras recommends for fine-tuning. ``preprocess`` defaults to
@@ -96,7 +99,7 @@ def resnet50(
     backbone = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=x)
     # The applications model starts at our input, so it also lists the input and preprocessing layers.
     resnet_layers = [layer for layer in backbone.layers if layer.name.startswith(RESNET_LAYER_PREFIXES)]
-    if weights:
+    if weights and pretrained:
         load_backbone_weights(resnet_layers, weights, tuple(input_shape))
     for layer in resnet_layers:
         layer.trainable = train_backbone
