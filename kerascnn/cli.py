@@ -223,28 +223,34 @@ def cmd_experiment(args):
 
 
 def cmd_tune(args):
-    from tuning.search import run_search
+    from tuning.search import candidate_rows, run_search
 
     result = run_search(task=args.task, tuner=args.tuner, max_epochs=args.max_epochs, max_trials=args.max_trials,
-                        time_budget=args.time_budget, out=args.out, name=args.name, retrain_seeds=args.retrain_seeds,
+                        time_budget=args.time_budget, out=args.out, name=args.name, top_k=args.top_k,
+                        retrain_seeds=args.retrain_seeds, split_seeds=args.split_seeds, baseline=args.baseline,
                         overwrite=args.overwrite, overrides=args.set or (), data_dir=args.data_dir,
-                        verbose=0 if args.json else 1, progress=None if args.json else partial(print, flush=True))
+                        verbose=args.verbose, progress=None if args.json else partial(print, flush=True))
     if result.get("worker"):
         text = f"worker {result['tuner_id']} finished its trials"
         return emit(args, text, {"text": text, "worker": True})
-    searched = result["best_overrides"][len(args.set or []):]  # what the search chose, after the --set given
+    seeds = ", ".join(map(str, result["seeds"]))
+    hand = result["baseline"]
     lines = [f"{result['trials_finished']} trials finished ({args.tuner}, {result['search_minutes']:.1f} min this run"
-             f"{', stopped by the time budget' if result['stopped_by_budget'] else ''}); "
-             f"top {len(result['top_trials'])}:",
-             format_table(result["top_trials"]), "", "best configuration: " + " ".join(searched)]
-    retrained = result["retrain"]
-    if retrained:
-        epochs = config_from(args, args.task).epochs
-        accuracy = format_mean_sd(result["val_accuracy_mean"], result["val_accuracy_std"])
-        seeds = ", ".join(f"{r['val_accuracy']:.4f}" for r in retrained)
-        lines.append(f"retrained {len(retrained)} seed(s) for {epochs} epochs: val accuracy {accuracy} ({seeds}); "
-                     f"runs in {Path(result['tuning_dir']) / 'retrain'}")
-    lines.append(f"reproduce: {result['command']}")
+             f"{', stopped by the time budget' if result['stopped_by_budget'] else ''}); the top "
+             f"{len(result['candidates'])} retrained for {result['max_epochs']} epochs on seeds {seeds} "
+             f"(optimism = search score - retrain mean):",
+             format_table(candidate_rows(result["candidates"])), "",
+             f"winner: trial {result['winner']['trial']}, val accuracy "
+             f"{format_mean_sd(result['winner']['retrain_mean'], result['winner']['retrain_sd'])}; hand recipe "
+             f"{hand['task']} on the same seeds: {format_mean_sd(hand['mean'], hand['sd'])}"]
+    if result["split_seeds"]:
+        lines.append(f"on validation splits {', '.join(str(s['split_seed']) for s in result['split_seeds'])}: winner "
+                     f"{format_mean_sd(result['split_winner_mean'], result['split_winner_sd'])}, hand recipe "
+                     f"{format_mean_sd(result['split_baseline_mean'], result['split_baseline_sd'])}")
+    if result["beats_baseline"]:
+        lines.append(f"the winner beats {hand['task']}; reproduce it: {result['command']}")
+    else:
+        lines.append(f"the winner does not beat {hand['task']}; its command: {result['command']}")
     text = "\n".join(lines)
     emit(args, text, {**result, "text": text})
 
@@ -457,14 +463,18 @@ def build_parser():
     p.add_argument("--task", default="artists", help="the task to tune (default artists)")
     p.add_argument("--tuner", default="hyperband", choices=["hyperband", "random", "bayesian"],
                    help="the search algorithm (default hyperband)")
-    p.add_argument("--max-epochs", type=int, default=30, help="most epochs of one trial (default 30)")
+    p.add_argument("--max-epochs", type=int, help="most epochs of one trial (default: the task's epochs)")
     p.add_argument("--max-trials", type=int, default=30, help="most trials, random and bayesian (default 30)")
     p.add_argument("--time-budget", type=float, help="stop starting new trials after this many minutes")
     p.add_argument("--out", default="tuning_runs", help="root of search directories (default tuning_runs)")
     p.add_argument("--name", help="the search's directory under --out (default TASK_TUNER)")
-    p.add_argument("--retrain-seeds", type=int, default=1,
-                   help="seeds to retrain the best configuration with (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="start the search afresh instead of resuming it")
+    p.add_argument("--top-k", type=int, default=3, help="configurations retrained after the search (default 3)")
+    p.add_argument("--retrain-seeds", type=int, default=3,
+                   help="fresh seeds each of the top-k is retrained on; the best mean wins (default 3)")
+    p.add_argument("--split-seeds", type=int, nargs="+", default=[], metavar="K",
+                   help="also train the winner and the hand recipe on these validation splits (split_seed=K)")
+    p.add_argument("--baseline", help="the hand recipe to beat (default: the family's best, e.g. artists_tuned)")
+    p.add_argument("--overwrite", action="store_true", help="delete the search directory and start afresh")
     _common(p)
     p.set_defaults(fn=cmd_tune)
 
@@ -517,10 +527,11 @@ def build_parser():
 
 def resume_hint(args, argv, exc):
     """The command that continues interrupted work: a run's --resume, else the same command again (studies
-    skip their finished runs and resume the interrupted one; searches resume from their saved state)."""
+    skip their finished runs and resume the interrupted one; searches resume from their saved state, so the
+    hint drops --overwrite, which would delete it)."""
     if args.command == "train" and getattr(exc, "run_dir", None):
         return f"kerascnn train --resume {exc.run_dir}"
-    return "kerascnn " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return "kerascnn " + shlex.join(a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite")
 
 
 # Commands that never import TensorFlow, as "command" or "command subcommand"; the others get the quiet import.

@@ -1,28 +1,47 @@
-"""The SimpleCNN hypermodel (every sampled configuration builds at 50x50) and `kerascnn tune` end to end."""
+"""KerasTuner searches: every family's space builds, trials are `kerascnn train` runs, the winner is
+retrained on fresh seeds against the hand recipe, bad arguments fail, HParams records exist, Ctrl-C
+leaves a search that resumes, and a chief with two workers shares one search."""
 import itertools
 import json
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import keras_tuner
 import pytest
 
-from conftest import write_image_folder
-from kerascnn.tasks import resolve_config
-from tuning.hypermodels import (KERNELS, MAX_DEPTH, POOL_SIZES, STRIDES, SimpleCNNHyperModel, block_output,
-                                fit_to_input, overrides_for, sample_space)
+from conftest import ROOT, write_image_folder
+from kerascnn.tasks import TASKS, resolve_config
+from tuning.hypermodels import SPACES, TaskHyperModel, space_for, tunable_tasks
+from tuning.simple_cnn import KERNELS, MAX_DEPTH, POOL_SIZES, STRIDES, block_output, fit_to_input, overrides_for, \
+    sample_space
 
 
-def random_hyperparameters(seed):
+def random_hyperparameters(hypermodel, seed):
     """A HyperParameters object with every active value drawn at random, as a random-search oracle would."""
     hp = keras_tuner.HyperParameters()
-    sample_space(hp)
+    hypermodel.build(hp)
     rng = random.Random(seed)
-    for _ in range(2):  # a second pass fills values whose condition the first pass switched on
+    for _ in range(3):  # later passes fill values whose condition an earlier pass switched on
+        hypermodel.build(hp)
         for p in hp.space:
             if hp.is_active(p):
                 hp.values[p.name] = p.random_sample(rng.randint(0, 2**31))
     return hp
 
+
+def build(cfg, classes):
+    from kerascnn.train import build_model
+
+    channels = 1 if cfg.grayscale else 3
+    return build_model(cfg, (cfg.image_size, cfg.image_size, channels), classes)
+
+
+# ---------------------------------------------------------------- the artists SimpleCNN space
 
 def test_fit_to_input_keeps_every_map_at_least_one_pixel_for_all_stacks():
     rng = random.Random(0)
@@ -52,89 +71,198 @@ def test_feasible_stacks_are_left_alone():
     assert (plan.strides, plan.padding, plan.sizes, plan.adjustments) == ([2, 2], "valid", [23, 10], [])
 
 
-@pytest.fixture(scope="module")
-def hypermodel():
-    return SimpleCNNHyperModel(resolve_config("artists"), (50, 50, 3), 11)
-
-
-def test_sampled_configurations_build_valid_models_at_50x50(hypermodel):
-    deep = 0
-    for seed in range(40):
-        hp = random_hyperparameters(seed)
-        model = hypermodel.build(hp)
-        assert tuple(model.output.shape) == (None, 11)
-        assert all(d >= 1 for d in model.get_layer("flatten").input.shape[1:])
-        deep += hp.values["depth"] >= 4
-    assert deep >= 5  # the sample did include deep stacks
-
-
 @pytest.mark.parametrize("padding,pooling", itertools.product(["valid", "same"], ["none", "max"]))
-def test_deep_stacks_with_large_strides_build(hypermodel, padding, pooling):
+def test_deep_stacks_with_large_strides_build(padding, pooling):
     hp = keras_tuner.HyperParameters()
     sample_space(hp)
     hp.values.update({"depth": MAX_DEPTH, "padding": padding, "pooling": pooling, "pool_size": 3})
     for i in range(1, MAX_DEPTH + 1):
         hp.values.update({f"filters_{i}": 16, f"kernel_{i}": 7, f"stride_{i}": 3})
-    model = hypermodel.build(hp)
+    overrides, plan = overrides_for(sample_space(hp), 50)
+    model = build(resolve_config("artists", overrides), 11)
     assert tuple(model.output.shape) == (None, 11)
     assert len([layer for layer in model.layers if layer.name.startswith("conv")]) == MAX_DEPTH
+    assert all(d >= 1 for d in model.get_layer("flatten").input.shape[1:])
 
 
-def test_overrides_are_the_config_the_model_is_built_from(hypermodel):
-    hp = random_hyperparameters(7)
-    overrides, plan = overrides_for(sample_space(hp), 50)
-    cfg = hypermodel.config_for(hp)
-    assert cfg.model_args["strides"] == plan.strides and cfg.optimizer == hp.values["optimizer"]
-    assert cfg.learning_rate == pytest.approx(hp.values["learning_rate"], rel=1e-5)
-    assert resolve_config("artists", overrides).model_args == cfg.model_args
+# ---------------------------------------------------------------- every family's space
+
+# (task, small-size overrides, classes, draws): one task per space, trained on its own model.
+FAMILY_TASKS = [("artists", [], 11, 12), ("cifar10_bn", [], 10, 4),
+                ("caltech101_improved", ["image_size=32"], 101, 4), ("clipart_own", ["image_size=32"], 7, 4),
+                ("faces_mlp", [], 12, 4)]
 
 
-def test_non_simple_cnn_task_is_refused():
-    cfg = resolve_config("artists").replace(model="lenet5", task="other")
-    with pytest.raises(ValueError, match="simple_cnn"):
-        SimpleCNNHyperModel(cfg, (50, 50, 3), 11)
+@pytest.mark.parametrize("task,small,classes,draws", FAMILY_TASKS, ids=[t[0] for t in FAMILY_TASKS])
+def test_sampled_configurations_of_every_space_resolve_and_build(task, small, classes, draws):
+    """Each draw is a list of --set overrides that `kerascnn train` accepts, and its model builds."""
+    base = resolve_config(task, small)
+    hypermodel = TaskHyperModel(space_for(base), base)
+    seen = set()
+    for seed in range(draws):
+        overrides = hypermodel.overrides(random_hyperparameters(hypermodel, seed))
+        cfg = resolve_config(task, small + overrides)
+        seen.add(tuple(overrides))
+        model = build(cfg, classes)
+        assert tuple(model.output.shape) == (None, classes)
+        assert cfg.learning_rate != base.learning_rate
+    assert len(seen) == draws
 
+
+def test_the_space_follows_the_tasks_model_and_data():
+    """Architecture choices apply to the family's own model, recipe choices to every task of the family."""
+    resnet18 = resolve_config("caltech101_resnet18")
+    overrides = TaskHyperModel(space_for(resnet18), resnet18).overrides(keras_tuner.HyperParameters())
+    assert [o.split("=")[0] for o in overrides] == ["augment", "label_smoothing", "learning_rate"]
+    features = resolve_config("faces_alexnet_features")
+    overrides = TaskHyperModel(space_for(features), features).overrides(keras_tuner.HyperParameters())
+    assert [o.split("=")[0] for o in overrides] == ["model.hidden", "model.dropout", "learning_rate"]
+    assert {"artists", "cifar10_vgg", "caltech101_lenet", "clipart_resnet50_scratch", "faces_alexnet_finetune"} \
+        <= set(tunable_tasks())
+    assert set(SPACES) == {"artists_simple_cnn", "cifar10_convnet", "caltech101_net", "clipart_clipnet", "faces_mlp"}
+    assert all(TASKS[space.hand_recipe] for space in SPACES.values())
+
+
+def test_a_task_without_a_space_is_refused_with_the_list():
+    with pytest.raises(ValueError, match=r"task 'folder' .* no search space; tasks that have one: artists, "):
+        space_for(resolve_config("folder"))
+
+
+# ---------------------------------------------------------------- kerascnn tune end to end
 
 def tune_args(data, out, **changes):
-    args = dict(task="artists", tuner="random", max_epochs=1, max_trials=2, out=str(out), name="t",
-                retrain_seeds=2, data_dir=str(data), verbose=0,
-                overrides=["epochs=1", "batch_size=16", "tensorboard=false"])
+    args = dict(task="artists", tuner="random", max_epochs=2, max_trials=2, out=str(out), name="t", top_k=2,
+                retrain_seeds=2, baseline="artists", data_dir=str(data),
+                overrides=["batch_size=16", "tensorboard=false"])
     return {**args, **changes}
 
 
-def test_search_tabulates_retrains_and_resumes(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
     from tuning.search import run_search
 
+    tmp_path = tmp_path_factory.mktemp("search")
     data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
-    progress = []
-    result = run_search(**tune_args(data, tmp_path / "tuning", progress=progress.append))
-    assert progress == [f"retraining the best configuration, seed {k}: {tmp_path / 'tuning' / 't' / 'retrain'}/seed{k}"
-                        for k in (0, 1)]
-    assert "text" not in result
+    lines = []
+    result = run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], progress=lines.append))
+    return tmp_path, data, result, lines
+
+
+def test_trials_are_train_runs_and_the_winner_is_retrained_on_fresh_seeds(search):
+    from kerascnn import rundir
+
+    tmp_path, data, result, lines = search
     project = tmp_path / "tuning" / "t"
-    assert result["trials_finished"] == 2 and len(result["top_trials"]) == 2
-    assert (project / "top_trials.csv").read_text().startswith("rank,trial,val_accuracy")
-    assert [r["seed"] for r in result["retrain"]] == [0, 1]
-    for r in result["retrain"]:
-        assert json.loads((tmp_path / r["run_dir"] / "metrics.json").read_text())["epochs_run"] == 1
-    assert json.loads((project / "summary.json").read_text())["command"].startswith("kerascnn train --task artists")
-    assert result["val_accuracy_std"] is not None
+    assert result["trials_finished"] == 2 and len(result["candidates"]) == 2
+    for candidate in result["candidates"]:
+        record = json.loads((project / "trials" / f"trial_{candidate['trial']}.json").read_text())
+        run = rundir.load_config(project / "trials" / f"trial_{candidate['trial']}")
+        assert run.task == "artists" and run.epochs == 2 and run.seed == 0 and run.batch_size == 16
+        assert record["overrides"] == ["batch_size=16", "tensorboard=false", *candidate["overrides"], "epochs=2"]
+        assert len(candidate["retrain_scores"]) == 2
+        assert candidate["optimism"] == pytest.approx(candidate["search_score"] - candidate["retrain_mean"])
+        for seed in (1, 2):  # fresh seeds: the search trained on seed 0
+            retrain = project / "retrain" / f"trial_{candidate['trial']}" / f"seed{seed}"
+            assert rundir.load_config(retrain).seed == seed
+    assert result["seeds"] == [1, 2]
+    assert result["winner"]["retrain_mean"] == max(c["retrain_mean"] for c in result["candidates"])
+    assert result["baseline"]["task"] == "artists" and len(result["baseline"]["scores"]) == 2
+    assert result["beats_baseline"] == (result["winner"]["retrain_mean"] > result["baseline"]["mean"])
+    assert [s["split_seed"] for s in result["split_seeds"]] == [1]
+    assert rundir.load_config(project / "splits" / "split1" / "winner" / "seed1").split_seed == 1
+    assert (project / "candidates.md").read_text().startswith("| rank | trial | epochs | search_score | retrain |")
+    assert json.loads((project / "summary.json").read_text())["command"] == result["command"]
+    trial_lines = [line for line in lines if line.startswith("trial ")]
+    assert len(trial_lines) == 2 and all(", best " in line and " min" in line for line in trial_lines)
 
-    again = run_search(**tune_args(data, tmp_path / "tuning"))  # resumes: nothing left to search or retrain
-    assert again["trials_finished"] == 2 and again["retrain"] == result["retrain"]
 
+def test_the_winners_command_reproduces_its_trial(search):
+    """A trial is its --set list: training it again with the same seed and epochs gives the same score."""
+    from kerascnn.train import train
+
+    tmp_path, data, result, _ = search
+    winner = result["winner"]
+    cfg = resolve_config("artists", ["batch_size=16", "tensorboard=false", *winner["overrides"], "epochs=2"],
+                         data_dir=str(data))
+    metrics = train(cfg, run_dir=tmp_path / "again", quiet=True)
+    assert metrics["best"]["val_accuracy"] == pytest.approx(winner["search_score"], abs=1e-6)
+
+
+def test_every_trial_has_an_hparams_record(search):
+    import tensorflow as tf
+
+    tmp_path, _, result, _ = search
+    records = sorted((tmp_path / "tuning" / "t" / "tensorboard").iterdir())
+    assert [p.name for p in records] == [f"trial_{c['trial']}" for c in
+                                          sorted(result["candidates"], key=lambda c: c["trial"])]
+    plugins = set()
+    for event_file in records[0].iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            plugins |= {v.metadata.plugin_data.plugin_name for v in event.summary.value}
+    assert {"hparams", "scalars"} <= plugins or "hparams" in plugins
+
+
+def test_a_finished_search_resumes_without_training_and_the_cli_prints_the_table(search, capsys):
     from kerascnn.cli import main
 
-    assert main(["tune", "--task", "artists", "--tuner", "random", "--max-epochs", "1", "--max-trials", "2",
-                 "--out", str(tmp_path / "tuning"), "--name", "t", "--retrain-seeds", "2", "--data-dir", str(data),
-                 "--set", "epochs=1", "batch_size=16", "tensorboard=false", "--json"]) == 0
+    tmp_path, data, result, _ = search
+    project = tmp_path / "tuning" / "t"
+    before = sorted(p.stat().st_mtime for p in project.rglob("metrics.json"))
+    assert main(["tune", "--task", "artists", "--tuner", "random", "--max-epochs", "2", "--max-trials", "2",
+                 "--out", str(tmp_path / "tuning"), "--name", "t", "--top-k", "2", "--retrain-seeds", "2",
+                 "--split-seeds", "1", "--baseline", "artists", "--data-dir", str(data),
+                 "--set", "batch_size=16", "tensorboard=false", "--json"]) == 0
+    assert sorted(p.stat().st_mtime for p in project.rglob("metrics.json")) == before
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert payload["retrain"] == result["retrain"]
+    assert payload["candidates"] == result["candidates"]
     text = payload["text"].splitlines()
-    assert text[0].startswith("2 trials finished (random, ") and text[0].endswith("top 2:")
-    assert text[-3] == "best configuration: " + " ".join(result["best_overrides"][3:])
-    assert text[-2].startswith("retrained 2 seed(s) for 1 epochs: val accuracy ") and " ± " in text[-2]
-    assert text[-1] == "reproduce: " + result["command"]
+    assert text[0].startswith("2 trials finished (random, ") and "on seeds 1, 2" in text[0]
+    assert text[1].split() == ["rank", "trial", "epochs", "search_score", "retrain", "optimism", "overrides"]
+    assert any(line.startswith("winner: trial ") and "hand recipe artists on the same seeds" in line for line in text)
+    assert text[-1].endswith(result["command"])
+
+
+def test_hyperband_budgets_become_the_trials_epochs(tmp_path):
+    from kerascnn import rundir
+    from tuning.search import run_search
+
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=6, size=50)
+    result = run_search(**tune_args(data, tmp_path / "tuning", tuner="hyperband", max_epochs=3, time_budget=0.05,
+                                    top_k=1, retrain_seeds=1, overrides=["batch_size=16", "tensorboard=false",
+                                                                         "warmup_epochs=2", "epochs=6"]))
+    trials = tmp_path / "tuning" / "t" / "trials"
+    for record in trials.glob("trial_*.json"):
+        record = json.loads(record.read_text())
+        cfg = rundir.load_config(record["run_dir"])
+        assert cfg.epochs == record["epochs"] <= 3
+        assert cfg.warmup_epochs == min(record["epochs"] - 1, round(2 * record["epochs"] / 6))
+    assert result["max_epochs"] == 3
+
+
+def test_bad_arguments_and_foreign_directories_fail_clearly(tmp_path, search):
+    from tuning.search import run_search
+
+    _, data, _, _ = search
+    for changes, message in [({"max_epochs": 0}, "--max-epochs must be >= 1"),
+                             ({"time_budget": -1}, "--time-budget must be a positive"),
+                             ({"tuner": "grid"}, "unknown tuner 'grid'; choose one of hyperband, random, bayesian"),
+                             ({"task": "folder"}, "no search space")]:
+        with pytest.raises(ValueError, match=message):
+            run_search(**tune_args(data, tmp_path / "tuning", **changes))
+    assert not (tmp_path / "tuning").exists()
+    other = tmp_path / "tuning" / "t"
+    other.mkdir(parents=True)
+    (other / "search.json").write_text(json.dumps({"task": "faces_mlp", "space": "faces_mlp", "tuner": "random",
+                                                   "max_epochs": 2, "overrides": []}))
+    with pytest.raises(ValueError, match=r"holds another search \(task 'faces_mlp' there, 'artists' here"):
+        run_search(**tune_args(data, tmp_path / "tuning"))
+    (other / "search.json").unlink()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a search of this tool"):
+        run_search(**tune_args(data, tmp_path / "tuning"))
+    with pytest.raises(ValueError, match="not a search directory; refusing to overwrite"):
+        run_search(**tune_args(data, tmp_path / "tuning", overwrite=True))
+    assert (other / "notes.txt").read_text() == "mine"
 
 
 def test_spent_time_budget_starts_no_trial(tmp_path):
@@ -143,3 +271,73 @@ def test_spent_time_budget_starts_no_trial(tmp_path):
     data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
     with pytest.raises(ValueError, match="no finished trials"):
         run_search(**tune_args(data, tmp_path / "tuning", time_budget=1e-9, tuner="hyperband"))
+
+
+# ---------------------------------------------------------------- processes: Ctrl-C and several machines
+
+def kerascnn(args, tmp_path, **env):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERASCNN_DATA": str(tmp_path / "data_home"), **env}
+    return subprocess.Popen([sys.executable, "-m", "kerascnn", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_ctrl_c_in_a_trial_leaves_a_search_the_same_command_resumes(tmp_path):
+    from kerascnn import rundir
+
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=6, size=32)
+    args = ["tune", "--task", "artists", "--tuner", "random", "--max-trials", "1", "--max-epochs", "40",
+            "--top-k", "1", "--retrain-seeds", "1", "--baseline", "artists", "--out", str(tmp_path / "tuning"),
+            "--name", "t", "--data-dir", str(data), "--overwrite", "--set", "image_size=32", "batch_size=16",
+            "tensorboard=false"]
+    proc = kerascnn(args, tmp_path)
+    run_dir = tmp_path / "tuning" / "t" / "trials" / "trial_0"
+    deadline = time.monotonic() + 120
+    while not ((run_dir / "history.csv").exists() and len(rundir.read_history(run_dir)) >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with: kerascnn tune --task artists" in err and "--overwrite" not in err.split("continue with")[1]
+    stopped_at = len(rundir.read_history(run_dir))
+    assert stopped_at < 40
+    proc = kerascnn([a for a in args if a != "--overwrite"] + ["--json"], tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["trials_finished"] == 1 and summary["candidates"][0]["trial"] == "0"
+    history = rundir.read_history(run_dir)
+    assert [int(row["epoch"]) for row in history] == list(range(1, 41))  # resumed, not restarted
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_chief_and_two_workers_share_one_search(tmp_path):
+    """KerasTuner's distributed mode on 127.0.0.1: the documented command, three processes."""
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=6, size=32)
+    args = ["tune", "--task", "artists", "--tuner", "random", "--max-trials", "4", "--max-epochs", "1",
+            "--top-k", "1", "--retrain-seeds", "1", "--baseline", "artists", "--out", str(tmp_path / "tuning"),
+            "--name", "shared", "--data-dir", str(data), "--json", "--set", "image_size=32", "batch_size=16",
+            "tensorboard=false"]
+    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
+    chief = kerascnn(args, tmp_path, KERASTUNER_TUNER_ID="chief", **oracle)
+    time.sleep(3)
+    workers = [kerascnn(args, tmp_path, KERASTUNER_TUNER_ID=f"tuner{k}", **oracle) for k in range(2)]
+    try:
+        outputs = [p.communicate(timeout=300) for p in (*workers, chief)]
+    finally:
+        for p in (*workers, chief):
+            p.kill()
+    for p, (out, err) in zip((*workers, chief), outputs):
+        assert p.returncode == 0, err
+    assert all(json.loads(out.strip().splitlines()[-1])["worker"] for out, _ in outputs[:2])
+    summary = json.loads(outputs[2][0].strip().splitlines()[-1])
+    trials = tmp_path / "tuning" / "shared" / "trials"
+    records = [json.loads(p.read_text()) for p in sorted(trials.glob("trial_*.json"))]
+    assert sorted(r["trial"] for r in records) == ["0", "1", "2", "3"]  # every trial ran, once
+    assert {r["tuner_id"] for r in records} == {"tuner0", "tuner1"}
+    assert summary["trials_finished"] == 4 and summary["candidates"] and summary["baseline"]["scores"]

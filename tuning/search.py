@@ -1,182 +1,327 @@
-"""``kerascnn tune``: a KerasTuner search over the SimpleCNN family, then the best retrained as ordinary runs.
+"""``kerascnn tune``: a KerasTuner search whose trials are ordinary ``kerascnn train`` runs, then an
+honest winner.
 
-Layout of ``<out>/<name>/`` (``name`` defaults to ``<task>_<tuner>``): KerasTuner's own project
-files (oracle.json, trial_*/), which make an interrupted search resume where it stopped;
-``top_trials.csv`` / ``top_trials.md``; ``retrain/seed<k>/`` run directories of the best
-configuration trained through ``kerascnn.train`` (metrics, checkpoints, export like any run); and
-``summary.json`` with the best overrides, the command that reproduces them and the retrain scores.
+Layout of ``<out>/<name>/`` (``name`` defaults to ``<task>_<tuner>``):
 
-Budgets: ``--max-epochs`` bounds every trial (Hyperband's brackets are derived from it, with
-factor 3); ``--max-trials`` caps random and Bayesian searches; ``--time-budget`` minutes stops
-starting new trials in this invocation (a running trial finishes). Distributed chief/worker mode is
-KerasTuner's: set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT.
+- ``search.json``: what the search is (task, space, tuner, epochs, shared overrides), checked on every
+  start so a directory is never resumed by another task or space;
+- KerasTuner's own project files (oracle.json, trial_*/), which make an interrupted search resume;
+- ``trials/trial_<id>/``: each trial's run directory, trained by ``kerascnn.train`` from the task's
+  recipe plus the trial's ``--set`` overrides, with ``epochs`` set to the trial's Hyperband budget;
+- ``retrain/trial_<id>/seed<k>/``: the top-k configurations retrained at the full budget on fresh seeds,
+  ``baseline/<task>/seed<k>/``: the family's best hand recipe on the same seeds,
+  ``splits/split<k>/{winner,baseline}/``: both on validation splits the search never saw;
+- ``candidates.csv`` / ``candidates.md`` and ``summary.json``: search score, retrain mean ± sd and
+  their difference (the search's optimism) for each candidate, the winner and its command;
+- ``tensorboard/``: one HParams record per trial (``tensorboard --logdir <out>/<name>/tensorboard``).
+
+Budgets: ``max_epochs`` (default: the recipe's epochs) bounds every trial, and Hyperband's brackets
+are derived from it (factor 3); ``max_trials`` caps random and Bayesian searches; ``time_budget``
+minutes stops starting new trials in this invocation. Distributed mode is KerasTuner's: set
+KERASTUNER_TUNER_ID (``chief`` on the chief), KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT; every
+process runs the same command, workers train trials and the chief reports and retrains.
 """
+import json
 import os
 import shlex
+import shutil
 import time
 from pathlib import Path
 
+import keras_tuner
+
 from kerascnn.interrupt import Interrupted, stop_at_safe_points, stop_requested
 
-TOP_TRIALS = 10
+TUNERS = ("hyperband", "random", "bayesian")
+OBJECTIVE = "val_accuracy"
 
 
 class BudgetSpent(Exception):
     """Raised between trials when the time budget is used up; the search state is already saved."""
 
 
-def _budgeted(tuner_class):
-    """A subclass of a KerasTuner tuner that stops starting trials once ``deadline`` has passed."""
-
-    class Budgeted(tuner_class):
-        deadline = None
-
-        def pre_create_trial(self):
-            if stop_requested():  # Ctrl-C: between trials, where the search state is saved
-                raise Interrupted("stopped between trials")
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                raise BudgetSpent()
-            super().pre_create_trial()
-
-    Budgeted.__name__ = f"Budgeted{tuner_class.__name__}"
-    return Budgeted
+class TrialInterrupted(keras_tuner.errors.FatalError):
+    """Ctrl-C inside a trial: a FatalError, so KerasTuner stops instead of marking the trial invalid."""
 
 
-def make_tuner(kind, hypermodel, *, max_epochs, max_trials, seed, directory, project_name, overwrite):
-    import keras_tuner
-
-    objective = keras_tuner.Objective("val_accuracy", direction="max")
-    common = dict(objective=objective, seed=seed, directory=str(directory), project_name=project_name,
-                  overwrite=overwrite)
-    if kind == "hyperband":
-        return _budgeted(keras_tuner.Hyperband)(hypermodel, max_epochs=max_epochs, factor=3, **common)
-    if kind == "random":
-        return _budgeted(keras_tuner.RandomSearch)(hypermodel, max_trials=max_trials, **common)
-    if kind == "bayesian":
-        return _budgeted(keras_tuner.BayesianOptimization)(hypermodel, max_trials=max_trials, **common)
-    raise ValueError(f"unknown tuner {kind!r}; choose hyperband, random or bayesian")
-
-
-def _is_worker():
+def is_worker():
     """True on a distributed-mode worker (it runs trials; the chief reports and retrains)."""
-    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
-    return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and "chief" not in tuner_id
+    return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
 
-def trial_row(rank, trial, hypermodel, max_epochs):
-    from tuning.hypermodels import overrides_for, sample_space
-
-    values = sample_space(trial.hyperparameters.copy())
-    _, plan = overrides_for(values, hypermodel.input_shape[0])
-    depth = len(plan.kernels)
-    return {
-        "rank": rank, "trial": trial.trial_id, "val_accuracy": trial.score,
-        "epochs": trial.hyperparameters.values.get("tuner/epochs", max_epochs),
-        "filters": "-".join(str(f) for f, _, _ in values["layers"][:depth]),
-        "kernels": "-".join(map(str, plan.kernels)), "strides": "-".join(map(str, plan.strides)),
-        "padding": plan.padding,
-        "pooling": f"{values['pooling']}{plan.pool_size}" if values["pooling"] != "none" else "none",
-        "dense": values["dense"], "dropout": round(values["dropout"], 2),
-        "bn": values["batch_norm"], "optimizer": values["optimizer"],
-        "lr": float(f"{values['learning_rate']:.3g}"), "wd": values["weight_decay"],
-    }
+def make_oracle(kind, *, max_epochs, max_trials, seed):
+    objective = keras_tuner.Objective(OBJECTIVE, direction="max")
+    if kind == "hyperband":
+        return keras_tuner.oracles.HyperbandOracle(objective, max_epochs=max_epochs, factor=3, seed=seed)
+    if kind == "random":
+        return keras_tuner.oracles.RandomSearchOracle(objective, max_trials=max_trials, seed=seed)
+    if kind == "bayesian":
+        return keras_tuner.oracles.BayesianOptimizationOracle(objective, max_trials=max_trials, seed=seed)
+    raise ValueError(f"unknown tuner {kind!r}; choose one of {', '.join(TUNERS)}")
 
 
-def _trial_cell(row, column):
-    return f"{row[column]:.4f}" if column == "val_accuracy" else str(row[column])
+def trial_overrides(base, searched, epochs):
+    """The ``--set`` list of a trial: the search's choices, then its epoch budget, with the warm-up scaled to it
+    (cosine and step schedules already span ``epochs``)."""
+    budget = [f"epochs={epochs}"]
+    if base.warmup_epochs and epochs != base.epochs:
+        budget.append(f"warmup_epochs={min(epochs - 1, round(base.warmup_epochs * epochs / base.epochs))}")
+    return list(searched) + budget
 
 
-def write_trial_tables(project_dir, rows):
-    from kerascnn.io import atomic_write
-    from kerascnn.tables import csv_text, markdown_table
+class TrainEntryTuner(keras_tuner.Tuner):
+    """Runs each trial through ``kerascnn.train`` (``run_trial`` below) and reports one line per trial."""
 
-    atomic_write(project_dir / "top_trials.csv", csv_text(rows))
-    atomic_write(project_dir / "top_trials.md", markdown_table(rows, cell=_trial_cell))
+    def __init__(self, *, search, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = search  # task, shared overrides, data_dir, max_epochs, trials_dir, progress, ...
+        self.deadline = None
+        self.started = time.monotonic()
+        self.best = None
+        self.scores = {}  # trial id -> score, for the trial's report (a worker's trial object never gets one)
+
+    def searched(self, hp):
+        return self.hypermodel.overrides(hp.copy())
+
+    def run_trial(self, trial, *args, **kwargs):
+        from kerascnn.experiments.runner import train_variant
+        from kerascnn.io import write_json
+        from kerascnn.tasks import resolve_config
+
+        spec = self.spec
+        epochs = trial.hyperparameters.values.get("tuner/epochs", spec["max_epochs"])
+        sets = spec["overrides"] + trial_overrides(self.hypermodel.base_cfg, self.searched(trial.hyperparameters),
+                                                   epochs)
+        cfg = resolve_config(spec["task"], sets, data_dir=spec["data_dir"])
+        run_dir = Path(spec["trials_dir"]) / f"trial_{trial.trial_id}"
+        try:
+            metrics = train_variant(cfg, run_dir, quiet=True)
+        except Interrupted as exc:
+            raise TrialInterrupted(f"trial {trial.trial_id} stopped at an epoch boundary") from exc
+        score = metrics["best"][OBJECTIVE]
+        write_json(Path(spec["trials_dir"]) / f"trial_{trial.trial_id}.json",
+                   {"trial": trial.trial_id, "tuner_id": self.tuner_id, "epochs": epochs, OBJECTIVE: score,
+                    "overrides": sets, "run_dir": str(run_dir)})
+        self.scores[trial.trial_id] = score
+        return {OBJECTIVE: score}
+
+    def pre_create_trial(self):
+        if stop_requested():  # Ctrl-C between trials, where the search state is saved
+            raise Interrupted("stopped between trials")
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise BudgetSpent()
+        super().pre_create_trial()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        self._log_hparams(trial)
+        self._report(trial)
+
+    def _log_hparams(self, trial):
+        from kerascnn.vis.tensorboard import write_hparams
+
+        score = self.scores.get(trial.trial_id)
+        if score is None:
+            return
+        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        values["epochs"] = trial.hyperparameters.values.get("tuner/epochs", self.spec["max_epochs"])
+        write_hparams(Path(self.spec["project_dir"]) / "tensorboard" / f"trial_{trial.trial_id}",
+                      name=f"trial_{trial.trial_id}", hparams=values, metrics={OBJECTIVE: score})
+
+    def _report(self, trial):
+        progress = self.spec["progress"]
+        if progress is None:
+            return
+        minutes = (time.monotonic() - self.started) / 60
+        budget = f" of {self.spec['time_budget']:g}" if self.spec["time_budget"] else ""
+        epochs = trial.hyperparameters.values.get("tuner/epochs", self.spec["max_epochs"])
+        score = self.scores.get(trial.trial_id)
+        if score is None:
+            reason = (trial.message or "no score").strip().splitlines()[-1]
+            progress(f"trial {trial.trial_id} ({epochs} epochs) failed after {minutes:.1f}{budget} min: {reason}")
+            return
+        self.best = score if self.best is None else max(self.best, score)
+        progress(f"trial {trial.trial_id} ({epochs} epochs): {OBJECTIVE} {score:.4f}, best {self.best:.4f}, "
+                 f"{minutes:.1f}{budget} min")
+
+
+# ---------------------------------------------------------------- the search directory
+
+def check_search_dir(project_dir, identity, overwrite):
+    """Refuse a directory written by another task, space or tuner; clear it on ``overwrite``."""
+    marker = project_dir / "search.json"
+    if overwrite and project_dir.exists():
+        if not marker.exists() and any(project_dir.iterdir()) and not (project_dir / "oracle.json").exists():
+            raise ValueError(f"{project_dir} is not a search directory; refusing to overwrite it")
+        shutil.rmtree(project_dir)
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+        different = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
+        if different:
+            lines = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in different.items())
+            raise ValueError(f"{project_dir} holds another search ({lines}); choose another --name or --out, "
+                             "or pass --overwrite to start afresh")
+    elif project_dir.exists() and any(project_dir.iterdir()):
+        raise ValueError(f"{project_dir} exists and is not a search of this tool (no search.json); choose another "
+                         "--name or --out")
 
 
 def reproduce_command(task, data_dir, overrides):
     parts = ["kerascnn", "train", "--task", task] + (["--data-dir", data_dir] if data_dir else [])
-    return shlex.join(parts + ["--set", *overrides])
+    return shlex.join(parts + (["--set", *overrides] if overrides else []))
 
 
-def run_search(*, task, tuner="hyperband", max_epochs=30, max_trials=30, time_budget=None, out="tuning_runs",
-               name=None, retrain_seeds=1, overwrite=False, overrides=(), data_dir=None, verbose=1, progress=None):
-    """Search, tabulate the top trials, retrain the best; returns the summary (also written to summary.json).
-
-    ``overrides`` are ``--set``-style changes to the task's recipe that every trial shares;
-    ``time_budget`` is in minutes; ``verbose`` is KerasTuner's search verbosity, and ``progress``,
-    when given, is called with a line of text as each retraining starts. On a distributed-mode
-    worker the result is only ``{"worker": True, "tuner_id": ...}``: the chief reports.
-    """
-    import keras
-
-    from kerascnn.config import apply_overrides
-    from kerascnn.data import load_dataset
-    from kerascnn.data.augment import build_augmentation
-    from kerascnn.data.pipeline import make_dataset
+def _train_seeds(task, sets, seeds, data_dir, folder, progress, label):
     from kerascnn.experiments.runner import train_variant
+    from kerascnn.tasks import resolve_config
+
+    scores = []
+    for seed in seeds:
+        run_dir = folder / f"seed{seed}"
+        if progress is not None and not (run_dir / "metrics.json").exists():
+            progress(f"{label}, seed {seed}: {run_dir}")
+        cfg = resolve_config(task, list(sets) + [f"seed={seed}"], data_dir=data_dir)
+        scores.append(train_variant(cfg, run_dir, quiet=True)["best"][OBJECTIVE])
+    return scores
+
+
+def finished_configurations(tuner):
+    """One entry per distinct configuration, best first: its trial with the best score."""
+    best = {}
+    for trial in tuner.oracle.trials.values():
+        if trial.score is None:
+            continue
+        searched = tuple(tuner.searched(trial.hyperparameters))
+        epochs = trial.hyperparameters.values.get("tuner/epochs", tuner.spec["max_epochs"])
+        if searched not in best or trial.score > best[searched]["search_score"]:
+            best[searched] = {"trial": trial.trial_id, "epochs": epochs, "search_score": trial.score,
+                              "overrides": list(searched)}
+    return sorted(best.values(), key=lambda c: -c["search_score"])
+
+
+# ---------------------------------------------------------------- the search
+
+def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_budget=None, out="tuning_runs",
+               name=None, top_k=3, retrain_seeds=3, split_seeds=(), baseline=None, overwrite=False, overrides=(),
+               data_dir=None, verbose=False, progress=None):
+    """Search, retrain the top ``top_k`` configurations on ``retrain_seeds`` fresh seeds, pick the best mean, and
+    compare it with the family's hand recipe (``baseline``, default the space's) on the same seeds and on
+    ``split_seeds``; returns the summary (also written to summary.json).
+
+    ``overrides`` are ``--set`` changes to the task's recipe that every trial, retrain and baseline shares;
+    ``time_budget`` is in minutes; ``verbose`` shows KerasTuner's own tables; ``progress``, when given, is
+    called with one line of text per trial and per retraining. On a distributed-mode worker the result is
+    only ``{"worker": True, "tuner_id": ...}``: the chief reports.
+    """
     from kerascnn.io import write_json
-    from kerascnn.models import model_arguments
     from kerascnn.tables import mean_sd
     from kerascnn.tasks import resolve_config
-    from tuning.hypermodels import SimpleCNNHyperModel, overrides_for, sample_space
+    from tuning.hypermodels import TaskHyperModel, space_for
 
+    if tuner not in TUNERS:
+        raise ValueError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
+    if max_epochs is not None and max_epochs < 1:
+        raise ValueError(f"--max-epochs must be >= 1, got {max_epochs}")
+    if max_trials < 1 or top_k < 1 or retrain_seeds < 1:
+        raise ValueError("--max-trials, --top-k and --retrain-seeds must be >= 1")
+    if time_budget is not None and time_budget <= 0:
+        raise ValueError(f"--time-budget must be a positive number of minutes, got {time_budget:g}")
     overrides = list(overrides)
     base = resolve_config(task, overrides, data_dir=data_dir)
-    if max_epochs < 1 or max_trials < 1 or retrain_seeds < 0:
-        raise ValueError("--max-epochs and --max-trials must be >= 1 and --retrain-seeds >= 0")
+    space = space_for(base)
+    baseline = baseline or (space.hand_recipe if resolve_config(space.hand_recipe).dataset == base.dataset else task)
+    max_epochs = max_epochs or base.epochs
     name = name or f"{task}_{tuner}"
     project_dir = Path(out) / name
+    identity = {"task": task, "space": space.name, "tuner": tuner, "max_epochs": max_epochs, "overrides": overrides}
+    if not is_worker():
+        check_search_dir(project_dir, identity, overwrite)
+        project_dir.mkdir(parents=True, exist_ok=True)
+        write_json(project_dir / "search.json", identity)
 
-    keras.utils.set_random_seed(base.seed)
-    splits = load_dataset(base)
-    hypermodel = SimpleCNNHyperModel(base, splits.input_shape, splits.num_classes)
-    train_ds = make_dataset(splits.train.x, splits.train.y, splits.num_classes, base.batch_size, training=True,
-                            augmentation=build_augmentation(base.augment, seed=base.seed), seed=base.seed)
-    val_ds = make_dataset(splits.val.x, splits.val.y, splits.num_classes, base.batch_size)
-
-    search = make_tuner(tuner, hypermodel, max_epochs=max_epochs, max_trials=max_trials,
-                        seed=base.seed, directory=out, project_name=name, overwrite=overwrite)
+    spec = {"task": task, "overrides": overrides, "data_dir": data_dir, "max_epochs": max_epochs,
+            "trials_dir": str(project_dir / "trials"), "project_dir": str(project_dir), "progress": progress,
+            "time_budget": time_budget}
+    search = TrainEntryTuner(search=spec, oracle=make_oracle(tuner, max_epochs=max_epochs, max_trials=max_trials,
+                                                             seed=base.seed),
+                             hypermodel=TaskHyperModel(space, base), directory=str(out), project_name=name)
     if time_budget:
         search.deadline = time.monotonic() + 60 * time_budget
-    started = time.monotonic()
     stopped_by_budget = False
     try:
         with stop_at_safe_points():
-            search.search(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose)
+            search.search(verbose=1 if verbose else 0)
     except BudgetSpent:
         stopped_by_budget = True
-    search_minutes = (time.monotonic() - started) / 60
-    if _is_worker():
+    except TrialInterrupted as exc:
+        raise Interrupted(f"{exc}; the same command resumes the search") from exc
+    search_minutes = (time.monotonic() - search.started) / 60
+    if is_worker():
         return {"worker": True, "tuner_id": os.environ["KERASTUNER_TUNER_ID"]}
 
-    trials = search.oracle.get_best_trials(num_trials=TOP_TRIALS)
-    if not trials:
+    configurations = finished_configurations(search)
+    if not configurations:
         raise ValueError(f"no finished trials in {project_dir}; give the search more --time-budget")
-    rows = [trial_row(i + 1, t, hypermodel, max_epochs) for i, t in enumerate(trials)]
-    write_trial_tables(project_dir, rows)
-    finished = sum(1 for t in search.oracle.trials.values() if t.score is not None)
+    seeds = [base.seed + k for k in range(1, retrain_seeds + 1)]  # the search trained on base.seed
+    full_budget = trial_overrides(base, [], max_epochs)
+    candidates = []
+    with stop_at_safe_points():
+        for rank, config in enumerate(configurations[:top_k], start=1):
+            scores = _train_seeds(task, overrides + config["overrides"] + full_budget, seeds, data_dir,
+                                  project_dir / "retrain" / f"trial_{config['trial']}", progress,
+                                  f"retraining candidate {rank} (trial {config['trial']})")
+            mean, sd = mean_sd(scores)
+            candidates.append({"rank": rank, **config, "retrain_scores": scores, "retrain_mean": mean,
+                               "retrain_sd": sd, "optimism": config["search_score"] - mean})
+        hand = _train_seeds(baseline, overrides, seeds, data_dir, project_dir / "baseline" / baseline, progress,
+                            f"training the hand recipe {baseline}")
+        winner = max(candidates, key=lambda c: c["retrain_mean"])
+        winner_sets = overrides + winner["overrides"] + full_budget
+        splits = []
+        for split in split_seeds:
+            folder = project_dir / "splits" / f"split{split}"
+            won = _train_seeds(task, winner_sets + [f"split_seed={split}"], seeds[:1], data_dir, folder / "winner",
+                               progress, f"the winner on validation split {split}")
+            held = _train_seeds(baseline, overrides + [f"split_seed={split}"], seeds[:1], data_dir,
+                                folder / "baseline", progress, f"the hand recipe on validation split {split}")
+            splits.append({"split_seed": split, "winner": won[0], "baseline": held[0]})
 
-    best = trials[0]
-    best_overrides, plan = overrides_for(sample_space(best.hyperparameters.copy()), splits.input_shape[0])
-    cfg = apply_overrides(base, best_overrides, model_arguments(base.model))
-    retrained = []
-    for seed in range(retrain_seeds):
-        run_dir = project_dir / "retrain" / f"seed{seed}"
-        if progress is not None:
-            progress(f"retraining the best configuration, seed {seed}: {run_dir}")
-        metrics = train_variant(cfg.replace(seed=seed), run_dir, quiet=True)
-        retrained.append({"seed": seed, "run_dir": str(run_dir), "val_accuracy": metrics["best"]["val_accuracy"],
-                          "train_accuracy": metrics["best"]["train_accuracy"], "best_epoch": metrics["best_epoch"],
-                          "epochs_run": metrics["epochs_run"]})
-    mean, sd = mean_sd([r["val_accuracy"] for r in retrained])
+    hand_mean, hand_sd = mean_sd(hand)
     summary = {
-        "task": task, "tuner": tuner, "tuning_dir": str(project_dir), "max_epochs": max_epochs,
-        "trials_finished": finished, "search_minutes": round(search_minutes, 2),
-        "stopped_by_budget": stopped_by_budget, "best_trial": best.trial_id, "best_search_score": best.score,
-        "best_overrides": overrides + best_overrides, "fit_adjustments": plan.adjustments,
-        "command": reproduce_command(task, data_dir, overrides + best_overrides),
-        "top_trials": rows, "retrain": retrained, "val_accuracy_mean": mean, "val_accuracy_std": sd,
+        "task": task, "tuner": tuner, "space": space.name, "tuning_dir": str(project_dir), "max_epochs": max_epochs,
+        "trials_finished": sum(1 for t in search.oracle.trials.values() if t.score is not None),
+        "search_minutes": round(search_minutes, 2), "stopped_by_budget": stopped_by_budget,
+        "seeds": seeds, "candidates": candidates, "winner": winner,
+        "winner_overrides": overrides + winner["overrides"],
+        "command": reproduce_command(task, data_dir, winner_sets),
+        "baseline": {"task": baseline, "scores": hand, "mean": hand_mean, "sd": hand_sd,
+                     "command": reproduce_command(baseline, data_dir, overrides)},
+        "beats_baseline": winner["retrain_mean"] > hand_mean,
+        "split_seeds": splits,
     }
+    if splits:
+        summary["split_winner_mean"], summary["split_winner_sd"] = mean_sd([s["winner"] for s in splits])
+        summary["split_baseline_mean"], summary["split_baseline_sd"] = mean_sd([s["baseline"] for s in splits])
+    write_candidate_tables(project_dir, candidates)
     write_json(project_dir / "summary.json", summary)
     return summary
+
+
+CANDIDATE_COLUMNS = ["rank", "trial", "epochs", "search_score", "retrain", "optimism", "overrides"]
+
+
+def candidate_rows(candidates):
+    from kerascnn.tables import format_mean_sd
+
+    return [{"rank": c["rank"], "trial": c["trial"], "epochs": c["epochs"], "search_score": f"{c['search_score']:.4f}",
+             "retrain": format_mean_sd(c["retrain_mean"], c["retrain_sd"]), "optimism": f"{c['optimism']:+.4f}",
+             "overrides": " ".join(c["overrides"])} for c in candidates]
+
+
+def write_candidate_tables(project_dir, candidates):
+    from kerascnn.io import atomic_write
+    from kerascnn.tables import csv_text, markdown_table
+
+    rows = candidate_rows(candidates)
+    atomic_write(project_dir / "candidates.csv", csv_text(rows, CANDIDATE_COLUMNS))
+    atomic_write(project_dir / "candidates.md", markdown_table(rows, CANDIDATE_COLUMNS))

@@ -1,4 +1,5 @@
-"""End-of-run TensorBoard extras: the validation confusion matrix as an image, and the model's graph.
+"""TensorBoard extras: the validation confusion matrix as an image and the model's graph at the end of a
+run, and HParams records for search trials and study variants.
 
 Keras's TensorBoard callback logs scalars per epoch; its ``write_graph`` reads ``model.train_function``,
 which the graph loop (kerascnn/speedups/graph_loop.py) never builds, and it would trace the graph at the
@@ -56,3 +57,24 @@ def write_run_summaries(run_dir, splits, step, checkpoint="best"):
         writer.close()
         written.append("graph")
     return written
+
+
+def hparam_value(value):
+    """A value TensorBoard's HParams plugin accepts (bool, int, float or str)."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def write_hparams(logdir, *, name, hparams, metrics):
+    """One HParams record: ``hparams`` (name -> value) and final ``metrics`` (name -> number) at step 0,
+    so ``tensorboard --logdir`` over the parent folder shows every record in the HParams table and
+    parallel-coordinates views."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hparams_api.hparams({k: hparam_value(v) for k, v in hparams.items()}, trial_id=name)
+        for metric, value in metrics.items():
+            if value is not None:
+                tf.summary.scalar(metric, float(value), step=0)
