@@ -47,3 +47,19 @@ def image_folder(tmp_path):
 def isolated_cache(tmp_path, monkeypatch):
     """Keep array caches out of the project's data/ folder."""
     monkeypatch.setenv("KERASCNN_DATA", str(tmp_path / "data_home"))
+
+
+def hparams_of(logdir):
+    """The hyperparameters of the HParams record in ``logdir``."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for event_file in logdir.iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    if data.HasField("session_start_info"):
+                        return {k: (v.string_value or v.number_value or v.bool_value)
+                                for k, v in data.session_start_info.hparams.items()}
+    return None

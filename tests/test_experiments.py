@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import shared_data, write_image_folder
+from conftest import hparams_of, shared_data, write_image_folder
 from kerascnn.cli import main
 from kerascnn.experiments import STUDIES, Study, run_study
 from kerascnn.experiments import robustness
@@ -14,6 +14,7 @@ from kerascnn.experiments.runner import COLUMNS
 ARTISTS_STUDIES = {"artists.pooling", "artists.dropout", "artists.optimizers", "artists.early_stopping",
                    "artists.lr_schedules", "artists.architecture", "artists.robustness"}
 TINY = ["epochs=1", "batch_size=16", "tensorboard=false"]
+TINY_HPARAMS = {"epochs": "1", "batch_size": "16", "tensorboard": "false"}
 
 
 @pytest.fixture
@@ -66,6 +67,10 @@ def test_variants_repeats_table_sweep_and_resume(tiny_data, tmp_path, register, 
     assert "| variant | train_accuracy | val_accuracy | best_epoch | epochs_run | seconds |" in markdown
     assert " ± " in markdown
     assert (study_dir / "curves.png").stat().st_size > 0 and (study_dir / "sweep.png").stat().st_size > 0
+    records = sorted(p.name for p in (study_dir / "tensorboard").iterdir())
+    assert records == ["p0_seed0", "p0_seed1", "p5_seed0", "p5_seed1"]
+    assert hparams_of(study_dir / "tensorboard" / "p5_seed1") == {"variant": "p5", "seed": 1.0,
+                                                                 "model.dropout": "0.5", **TINY_HPARAMS}
 
     import kerascnn.train
 

@@ -79,6 +79,7 @@ def _run_study(name, *, epochs, overrides, repeats, data_dir, out_root, quiet, o
             if not quiet:
                 print(f"[{name}] {variant} seed {seed}: {' '.join(variant_overrides) or '(base)'}", flush=True)
             metrics = train_variant(cfg, run_dir, quiet)
+            log_hparams(study_dir, variant, seed, sets, metrics)
             results.append({"variant": variant, "seed": seed, "overrides": variant_overrides, "cfg": cfg,
                             "run_dir": run_dir, "metrics": metrics})
     rows = summarise(results, study)
@@ -95,6 +96,20 @@ def _run_study(name, *, epochs, overrides, repeats, data_dir, out_root, quiet, o
                                           "variants": [v for v, _ in study.variants],
                                           "rows": rows})
     return {"study": name, "study_dir": str(study_dir), "rows": rows, "markdown": markdown}
+
+
+def log_hparams(study_dir, variant, seed, overrides, metrics):
+    """The variant's HParams record (its overrides, variant name and seed; best and last accuracies), once, so
+    ``tensorboard --logdir STUDY_DIR/tensorboard`` compares the variants in the HParams views."""
+    from kerascnn.vis.tensorboard import write_hparams
+
+    logdir = Path(study_dir) / "tensorboard" / f"{variant}_seed{seed}"
+    if logdir.exists():
+        return
+    hparams = {"variant": variant, "seed": seed}
+    hparams.update(o.split("=", 1) for o in overrides if "=" in o and not o.startswith("seed="))
+    write_hparams(logdir, name=f"{variant}_seed{seed}", hparams=hparams,
+                  metrics={**_metric_row(metrics), "epochs_run": metrics["epochs_run"]})
 
 
 def _metric_row(m):
