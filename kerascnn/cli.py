@@ -223,7 +223,8 @@ def cmd_experiment(args):
 
 
 def cmd_tune(args):
-    from tuning.search import candidate_rows, run_search
+    from tuning.candidates import candidate_rows
+    from tuning.search import run_search
 
     result = run_search(task=args.task, tuner=args.tuner, max_epochs=args.max_epochs, max_trials=args.max_trials,
                         time_budget=args.time_budget, out=args.out, name=args.name, top_k=args.top_k,

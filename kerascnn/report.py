@@ -6,7 +6,7 @@ a task that is also a family name (``artists``) covers its family too. Sections,
 only when its inputs are present: the receptive-field arithmetic of question 1.1 and of each
 covered task's network; every study of a covered task found under ``studies`` (its table,
 figures and a caption of what was varied), whatever the study is named; every KerasTuner search
-of a covered task found under ``tuning`` (top trials, best configuration, retrained scores); and
+of a covered task found under ``tuning`` (candidates with their optimism, the winner against the hand recipe); and
 the ``<task>_tuned`` recipe of a covered task when one is registered. Figures are linked
 relative to the report.
 """
@@ -114,27 +114,26 @@ def study_section(name, study_dir, out):
 
 
 def tuning_section(summary, summary_path, out):
+    from tuning.candidates import CANDIDATE_COLUMNS, candidate_rows
+
+    winner, hand = summary["winner"], summary["baseline"]
+    seeds = ", ".join(map(str, summary["seeds"]))
     lines = [f"### {summary['tuner']} search (`{_rel(summary_path.parent, out)}`)", "",
-             f"{summary['trials_finished']} trials finished, trials up to {summary['max_epochs']} epochs; "
-             f"best trial {summary['best_trial']} scored {summary['best_search_score']:.4f} during the search.", ""]
-    top = summary.get("top_trials") or []
-    if top:
-        lines += ["Top trials:", ""] + markdown_lines(top) + [""]
-    lines += ["Best configuration (as `--set` overrides):", "", "```", summary["command"], "```", ""]
-    if summary.get("fit_adjustments"):
-        lines += [f"Fitted to the input size: {', '.join(summary['fit_adjustments'])}.", ""]
-    retrain = summary.get("retrain") or []
-    if retrain:
-        accuracy = format_mean_sd(summary["val_accuracy_mean"], summary.get("val_accuracy_std"))
-        lines += [f"Retrained with {len(retrain)} seed(s): val accuracy **{accuracy}**.", ""]
-        lines += markdown_lines([{**r, "val_accuracy": f"{r['val_accuracy']:.4f}",
-                                  "train_accuracy": f"{r['train_accuracy']:.4f}"} for r in retrain],
-                                ["seed", "val_accuracy", "train_accuracy", "best_epoch", "epochs_run", "run_dir"])
-        lines += [""]
-        curves = Path(retrain[0]["run_dir"]) / "curves.png"
-        if curves.exists():
-            lines += [f"![retrained best, seed 0]({_rel(curves, out)})", "",
-                      "*Figure: training curves of the retrained best configuration (seed 0).*", ""]
+             f"{summary['trials_finished']} trials finished in {summary['search_minutes']:.1f} min (this invocation), "
+             f"trials up to {summary['max_epochs']} epochs, space `{summary['space']}`. The top "
+             f"{len(summary['candidates'])} were retrained for {summary['max_epochs']} epochs on seeds {seeds}; "
+             "optimism is the search score minus the retrain mean.", ""]
+    lines += markdown_lines(candidate_rows(summary["candidates"]), CANDIDATE_COLUMNS) + [""]
+    verdict = "beats" if summary["beats_baseline"] else "does not beat"
+    lines += [f"Winner: trial {winner['trial']}, val accuracy **{format_mean_sd(winner['retrain_mean'], winner['retrain_sd'])}**; "
+              f"the hand recipe `{hand['task']}` on the same seeds: {format_mean_sd(hand['mean'], hand['sd'])}. "
+              f"The winner {verdict} it.", ""]
+    if summary.get("split_seeds"):
+        splits = ", ".join(str(s["split_seed"]) for s in summary["split_seeds"])
+        lines += [f"On validation splits {splits}, which the search never saw: winner "
+                  f"{format_mean_sd(summary['split_winner_mean'], summary.get('split_winner_sd'))}, hand recipe "
+                  f"{format_mean_sd(summary['split_baseline_mean'], summary.get('split_baseline_sd'))}.", ""]
+    lines += ["Its command:", "", "```", summary["command"], "```", ""]
     return lines
 
 

@@ -21,13 +21,14 @@ def fake_study(root, name, figures=("curves.png", "sweep.png"), task="artists"):
 def fake_search(root):
     d = root / "artists_hyperband"
     d.mkdir(parents=True)
+    winner = {"rank": 1, "trial": "0003", "epochs": 30, "search_score": 0.75, "overrides": ["model.pooling=true"],
+              "retrain_scores": [0.70, 0.72], "retrain_mean": 0.71, "retrain_sd": 0.0141, "optimism": 0.04}
     write_json(d / "summary.json", {
-        "task": "artists", "tuner": "hyperband", "trials_finished": 5, "max_epochs": 30, "best_trial": "0003",
-        "best_search_score": 0.7, "command": "kerascnn train --task artists --set model.pooling=true",
-        "fit_adjustments": [], "top_trials": [{"rank": 1, "trial": "0003", "val_accuracy": 0.7}],
-        "retrain": [{"seed": 0, "run_dir": str(d / "retrain" / "seed0"), "val_accuracy": 0.71,
-                     "train_accuracy": 0.9, "best_epoch": 20, "epochs_run": 50}],
-        "val_accuracy_mean": 0.71, "val_accuracy_std": None})
+        "task": "artists", "tuner": "hyperband", "space": "artists_simple_cnn", "trials_finished": 5,
+        "search_minutes": 3.0, "max_epochs": 30, "seeds": [1, 2], "candidates": [winner], "winner": winner,
+        "command": "kerascnn train --task artists --set model.pooling=true epochs=30",
+        "baseline": {"task": "artists_tuned", "scores": [0.7, 0.7], "mean": 0.7, "sd": 0.0},
+        "beats_baseline": True, "split_seeds": []})
 
 
 def test_report_assembles_what_is_present(tmp_path):
@@ -44,7 +45,9 @@ def test_report_assembles_what_is_present(tmp_path):
     assert "### artists.pooling" in text and "cifar10.other" not in text
     assert "*What was varied:* no pooling vs max/avg pooling" in text
     assert "](../studies/artists.pooling/sweep.png)" in text and "](../studies/artists.robustness/robustness.png)" in text
-    assert "kerascnn train --task artists --set model.pooling=true" in text and "**0.7100**" in text
+    assert "kerascnn train --task artists --set model.pooling=true" in text and "**0.7100 ± 0.0141**" in text
+    assert "| 1 | 0003 | 30 | 0.7500 | 0.7100 ± 0.0141 | +0.0400 | model.pooling=true |" in text
+    assert "the hand recipe `artists_tuned` on the same seeds: 0.7000 ± 0.0000. The winner beats it." in text
     assert "`artists_tuned` recipe" in text
 
 

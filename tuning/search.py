@@ -31,6 +31,7 @@ from pathlib import Path
 import keras_tuner
 
 from kerascnn.interrupt import Interrupted, stop_at_safe_points, stop_requested
+from tuning.candidates import write_candidate_tables
 
 TUNERS = ("hyperband", "random", "bayesian")
 OBJECTIVE = "val_accuracy"
@@ -305,23 +306,3 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
     write_candidate_tables(project_dir, candidates)
     write_json(project_dir / "summary.json", summary)
     return summary
-
-
-CANDIDATE_COLUMNS = ["rank", "trial", "epochs", "search_score", "retrain", "optimism", "overrides"]
-
-
-def candidate_rows(candidates):
-    from kerascnn.tables import format_mean_sd
-
-    return [{"rank": c["rank"], "trial": c["trial"], "epochs": c["epochs"], "search_score": f"{c['search_score']:.4f}",
-             "retrain": format_mean_sd(c["retrain_mean"], c["retrain_sd"]), "optimism": f"{c['optimism']:+.4f}",
-             "overrides": " ".join(c["overrides"])} for c in candidates]
-
-
-def write_candidate_tables(project_dir, candidates):
-    from kerascnn.io import atomic_write
-    from kerascnn.tables import csv_text, markdown_table
-
-    rows = candidate_rows(candidates)
-    atomic_write(project_dir / "candidates.csv", csv_text(rows, CANDIDATE_COLUMNS))
-    atomic_write(project_dir / "candidates.md", markdown_table(rows, CANDIDATE_COLUMNS))
