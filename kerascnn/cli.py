@@ -214,7 +214,8 @@ def cmd_experiment(args):
     from kerascnn.experiments import STUDIES, run_study
 
     if args.list or not args.name:
-        rows = [{"study": s.name, "task": s.task, "variants": len(s.variants), "what": s.description}
+        rows = [{"study": s.name, "task": s.task, "variants": len(s.variants), "seeds": s.repeats,
+                 "what": s.description}
                 for s in STUDIES.values()]
         return emit(args, format_table(rows), rows)
     result = run_study(args.name, epochs=args.epochs, overrides=args.set or [], repeats=args.repeats,
@@ -254,6 +255,32 @@ def cmd_tune(args):
         lines.append(f"the winner does not beat {hand['task']}; its command: {result['command']}")
     text = "\n".join(lines)
     emit(args, text, {**result, "text": text})
+
+
+def cmd_reproduce(args):
+    from kerascnn.reproduce import check_inputs, estimate, plan_rows, plan_steps, run_reproduce
+
+    progress = None if args.json else partial(print, flush=True)
+    if args.plan or args.dry_run:
+        steps = plan_steps(args.families, args.root)
+        problems = check_inputs(steps, root=args.root, data_root=args.data_root)
+        if args.plan:
+            estimate(steps, root=args.root, data_root=args.data_root, progress=progress)
+        rows = plan_rows(steps, args.root) if args.plan else [
+            {"step": k, "family": s.family, "kind": s.kind, "name": s.name, "command": s.command(args.root)}
+            for k, s in enumerate(steps, start=1)]
+        total = sum(s.estimate_s for s in steps) if args.plan else None
+        lines = [format_table([{k: v for k, v in r.items() if k not in ("estimate_s", "command")} for r in rows])]
+        if args.plan:
+            lines.append(f"total: {total / 3600:.1f} h on this machine (estimated from the step benchmark; "
+                         f"throughputs in {Path(args.root) / 'throughput.json'})")
+        lines += [f"problem: {p}" for p in problems] or ["inputs: every dataset and backbone source is present "
+                                                       "or planned"]
+        emit(args, "\n".join(lines), {"steps": rows, "total_s": total, "problems": problems})
+        return 1 if problems else 0
+    results = run_reproduce(families=args.families, root=args.root, data_root=args.data_root, progress=progress)
+    emit(args, format_table(results), {"steps": results})
+    return 0
 
 
 def cmd_report(args):
@@ -453,7 +480,8 @@ def build_parser():
     p.add_argument("name", nargs="?", help="the study to run (see --list)")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     p.add_argument("--epochs", type=int, help="epochs per run (default: each variant's)")
-    p.add_argument("--repeats", type=int, default=1, help="seeds per variant; tables report mean and std")
+    p.add_argument("--repeats", type=int, help="seeds per variant (default: the study's, see --list); tables "
+                   "report mean and std")
     p.add_argument("--only", nargs="+", default=[], metavar="VARIANT", help="run only these variants")
     p.add_argument("--out", default="studies", help="root of study directories")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -478,6 +506,16 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="delete the search directory and start afresh")
     _common(p)
     p.set_defaults(fn=cmd_tune)
+
+    p = sub.add_parser("reproduce", help="run every task default and study of some families, then their reports")
+    p.add_argument("families", nargs="+", metavar="FAMILY", help="artists, cifar10, caltech101, clipart, faces, or all")
+    p.add_argument("--root", default="reproduce", help="where runs, studies and reports go (default reproduce)")
+    p.add_argument("--data-root", help="a folder laid out like ../shared/data (default: the data home)")
+    p.add_argument("--plan", action="store_true", help="print every step with its estimated wall time, then exit")
+    p.add_argument("--dry-run", action="store_true", help="check that every dataset and backbone source is "
+                   "present or planned, then exit")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(fn=cmd_reproduce)
 
     p = sub.add_parser("report", help="assemble a Markdown report from studies and runs")
     p.add_argument("task", help="the task to report on")
@@ -567,7 +605,7 @@ def main(argv=None):
 
     set_resume_hint(resume_hint(args, argv, None))  # train's own hint comes once its run directory exists
     try:
-        args.fn(args)
+        status = args.fn(args)  # a command returns a non-zero status only when it has one to report
     except Interrupted as exc:
         print(f"interrupted: {exc}; continue with: {resume_hint(args, argv, exc)}", file=sys.stderr)
         return 130
@@ -581,7 +619,7 @@ def main(argv=None):
             raise
         print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -14,13 +14,17 @@ class Task:
     name: str
     description: str
     config: Config
+    # The Caltech-101 pretraining task whose run is this task's backbone in `kerascnn reproduce`, and the
+    # setting that takes the run directory (model.weights, or feature_weights for cached features).
+    pretrained_on: str = None
+    backbone_setting: str = "model.weights"
 
 
 TASKS = {}
 
 
-def register_task(name, description, **fields):
-    TASKS[name] = Task(name, description, Config(task=name, **fields))
+def register_task(name, description, *, pretrained_on=None, backbone_setting="model.weights", **fields):
+    TASKS[name] = Task(name, description, Config(task=name, **fields), pretrained_on, backbone_setting)
 
 
 def get_task(name):
@@ -87,7 +91,7 @@ register_task(
     dataset="cifar10", model="vgg_transfer", image_size=32, preprocess="imagenet", val_fraction=0.2,
     model_args={"backbone": "vgg11_bn", "hidden": [256]}, augment=["flip"],
     epochs=30, batch_size=200, optimizer="adam", learning_rate=1e-3, lr_schedule="step", lr_step_size=1,
-    lr_gamma=0.99,
+    lr_gamma=0.99, pretrained_on="caltech101_vgg11_bn",
 )
 
 # ---- caltech101 tasks ----
@@ -151,7 +155,7 @@ register_task(
     "backbone frozen, then fine-tuned with batch norm frozen (clip-art assignment, task A)",
     model="resnet50", preprocess="caffe", model_args={"weights": "imagenet", "train_backbone": False},
     epochs=3, optimizer="adam", learning_rate=1e-3, fine_tune_epochs=6, fine_tune_learning_rate=1e-4,
-    lr_schedule="cosine", **_CLIPART,
+    lr_schedule="cosine", pretrained_on="caltech101_resnet50", **_CLIPART,
 )
 register_task(
     "clipart_resnet50_scratch",
@@ -197,6 +201,7 @@ register_task(
     dataset="faces_alexnet", model="mlp", image_size=224, preprocess="none", feature_layer="conv4",
     model_args={"hidden": [300], "dropout": 0.5}, track_test=True,
     epochs=30, batch_size=32, optimizer="adam", learning_rate=1e-4,
+    pretrained_on="caltech101_alexnet", backbone_setting="feature_weights",
 )
 
 register_task(
@@ -205,4 +210,5 @@ register_task(
     "model.weights=PATH.npz for torchvision weights, random init otherwise)",
     dataset="faces", model="alexnet", image_size=224, preprocess="imagenet", augment=["flip"], track_test=True,
     epochs=30, batch_size=32, optimizer="sgd", learning_rate=1e-3, momentum=0.9,
+    pretrained_on="caltech101_alexnet",
 )

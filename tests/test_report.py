@@ -69,7 +69,7 @@ def test_a_report_covers_a_task_or_its_family():
 
 def test_studies_are_found_by_their_task_not_their_name(tmp_path, capsys):
     studies = tmp_path / "studies"
-    fake_study(studies, "faces_preprocessing", figures=(), task="faces_mlp")
+    fake_study(studies, "faces.preprocessing", figures=(), task="faces_mlp")
     fake_study(studies, "faces_other_task", figures=(), task="faces_alexnet_features")
     fake_study(studies, "caltech101.models", figures=(), task="caltech101_lenet")
     fake_study(studies, "artists.pooling", figures=())
@@ -79,11 +79,11 @@ def test_studies_are_found_by_their_task_not_their_name(tmp_path, capsys):
     none = str(tmp_path / "none")
 
     result = build_report(task="faces_mlp", studies=str(studies), tuning=none, out=str(tmp_path / "faces_mlp.md"))
-    assert result["studies"] == ["faces_preprocessing"]
+    assert result["studies"] == ["faces.preprocessing"]
     result = build_report(task="faces", studies=str(studies), tuning=none, out=str(tmp_path / "faces.md"))
-    assert result["studies"] == ["faces_other_task", "faces_preprocessing"]
+    assert result["studies"] == ["faces.preprocessing", "faces_other_task"]
     text = (tmp_path / "faces.md").read_text()
-    assert "### faces_preprocessing" in text and "caltech101.models" not in text
+    assert "### faces.preprocessing" in text and "caltech101.models" not in text
 
     assert main(["report", "caltech101", "--studies", str(studies), "--tuning", none,
                  "--out", str(tmp_path / "c.md"), "--json"]) == 0

@@ -61,6 +61,11 @@ def cache_dir(cfg=None):
     return data_home() / "cache"
 
 
+# Where each dataset sits under a data root laid out like ../shared/data (and the data home).
+DATA_SUBDIRS = {"artists": "artists", "caltech101": "caltech101", "cifar10": "cifar10", "clipart": "clipart",
+                "faces": "faces/crops", "faces_alexnet": "faces/crops"}
+
+
 def dataset_dir(cfg, name):
     return Path(cfg.data_dir) if cfg.data_dir else data_home() / name
 

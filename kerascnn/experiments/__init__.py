@@ -20,10 +20,13 @@ class Study:
     sweep: str = None  # a numeric key swept across variants: plot accuracy against it
     # Called as post(study, study_dir, results, quiet=...) after training; returns the table's rows and columns.
     post: typing.Callable = None
+    repeats: int = 1  # seeds per variant by default: enough that the study's gaps can be told from noise
+    pretrained_on: str = None  # the pretraining task whose run `kerascnn reproduce` passes as model.weights
 
 
-def study(name, task, description, variants, base=(), sweep=None, post=None):
-    STUDIES[name] = Study(name, task, description, [(n, list(o)) for n, o in variants], list(base), sweep, post)
+def study(name, task, description, variants, base=(), sweep=None, post=None, repeats=1, pretrained_on=None):
+    STUDIES[name] = Study(name, task, description, [(n, list(o)) for n, o in variants], list(base), sweep, post,
+                          repeats, pretrained_on)
 
 
 def load_studies():

@@ -8,6 +8,9 @@ sizes are noted where a variant is close to shrinking a map below the next kerne
 from kerascnn.experiments import study
 from kerascnn.experiments.robustness import evaluate_transformed
 
+# One validation image is 1.1 points on the 91-image split, so every artists study runs three seeds.
+REPEATS = 3
+
 study(
     "artists.pooling",
     "artists",
@@ -24,6 +27,7 @@ study(
         ("conv_stride1_max_2x2_stride2", ["model.strides=1", "model.pooling=true", "model.pool_size=2",
                                           "model.pool_strides=2"]),
     ],
+    repeats=REPEATS,
 )
 
 study(
@@ -39,6 +43,7 @@ study(
         ("everywhere", ["model.dropout_placement=[conv,flatten,dense]"]),
     ],
     sweep="model.dropout",
+    repeats=REPEATS,
 )
 
 # Keras applies weight decay decoupled and scaled by the learning rate (w -= lr * wd * w each step),
@@ -55,6 +60,7 @@ study(
                                  ("adamw", "adamw", []), ("rmsprop", "rmsprop", []))
         for wd in ((0.004,) if opt == "adamw" else (0.0,)) + _DECAYS
     ],
+    repeats=REPEATS,
 )
 
 study(
@@ -64,6 +70,7 @@ study(
     base=["epochs=150"],
     variants=[("no_early_stopping", ["early_stopping=0"])]
     + [(f"patience_{p}", [f"early_stopping={p}"]) for p in (5, 10, 25, 50)],
+    repeats=REPEATS,
 )
 
 study(
@@ -79,6 +86,7 @@ study(
         ("cosine_restarts_25", ["lr_schedule=cosine_restarts", "lr_restart_period=25"]),
         ("plateau_5_x0.5", ["lr_schedule=plateau", "plateau_patience=5", "lr_gamma=0.5"]),
     ],
+    repeats=REPEATS,
 )
 
 study(
@@ -102,6 +110,7 @@ study(
         ("flat_32-32-32", ["model.filters=[32,32,32]"]),
         ("inverse_64-32-16", ["model.filters=[64,32,16]"]),
     ],
+    repeats=REPEATS,
 )
 
 # The tuned model trained as is and with augmentation, then both evaluated on transformed
@@ -114,4 +123,5 @@ study(
     "colour jitter, blur, perspective, rotation, translation, scaling, flip and grayscale (1.7)",
     variants=[("no_augmentation", []), ("augmentation", [ROBUSTNESS_AUGMENTATION])],
     post=evaluate_transformed,
+    repeats=REPEATS,
 )

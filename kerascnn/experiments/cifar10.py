@@ -109,4 +109,5 @@ study(
         ("scratch", ["model.train_backbone=true", "model.pretrained=false"]),
     ],
     post=transfer_table(test_accuracy=True),
+    pretrained_on="caltech101_vgg11_bn",
 )

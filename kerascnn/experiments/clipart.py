@@ -77,4 +77,5 @@ study(
         ("fine_tune_all", []),
     ],
     post=transfer_table(test_accuracy=False),
+    pretrained_on="caltech101_resnet50",
 )

@@ -50,7 +50,7 @@ def draw_weights(study, study_dir, results, quiet=False):
 
 
 study(
-    "faces_weights",
+    "faces.weights",
     "faces_mlp",
     "300 vs 800 hidden units on grey 28x28 faces with L2, and pictures of their hidden units' weights",
     variants=[("hidden300", ["model.hidden=[300]"]), ("hidden800", ["model.hidden=[800]"])],
@@ -60,7 +60,7 @@ study(
 )
 
 study(
-    "faces_preprocessing",
+    "faces.preprocessing",
     "faces_mlp",
     "the MLP's input: [0, 1] pixels, per-pixel standardisation, and ZCA whitening at four strengths "
     "(test accuracy of each best-validation checkpoint added to the table)",

@@ -53,7 +53,7 @@ def select_variants(study, only):
     return dataclasses.replace(study, variants=[(v, o) for v, o in study.variants if v in only])
 
 
-def run_study(name, *, epochs=None, overrides=(), repeats=1, data_dir=None, out_root="studies", quiet=False,
+def run_study(name, *, epochs=None, overrides=(), repeats=None, data_dir=None, out_root="studies", quiet=False,
               only=()):
     """Train every variant and seed, then write the table and figures. Ctrl-C stops at the end of the
     current epoch (``kerascnn.interrupt.Interrupted``); the same call again skips the finished runs and
@@ -69,6 +69,7 @@ def _run_study(name, *, epochs, overrides, repeats, data_dir, out_root, quiet, o
     from kerascnn.tasks import resolve_config
 
     study = select_variants(get_study(name), only)
+    repeats = repeats or study.repeats
     study_dir = Path(out_root) / name
     results = []
     for variant, variant_overrides in study.variants:

@@ -1,0 +1,261 @@
+"""``kerascnn reproduce FAMILY... | all``: every task default and every study of the named families at their
+documented settings, one job at a time, then each family's report.
+
+The plan is data (``plan_steps``): the Caltech-101 pretraining runs a transfer task or study needs come
+first (``Task.pretrained_on`` / ``Study.pretrained_on`` name them, and the transfer step gets the run
+directory as its backbone), then each family's tasks, its studies at their own seeds (``Study.repeats``)
+and its report. Everything lands under one root:
+
+    ROOT/runs/<task>/              one run directory per task default
+    ROOT/studies/<study>/          the studies, as ``kerascnn experiment --out ROOT/studies`` writes them
+    ROOT/throughput.json           the step benchmark per model shape that estimates are made from
+    ROOT/reports/<family>.md       the reports
+
+Re-running the same command skips finished runs and resumes an interrupted one (the training entry and
+the study runner do both), so an overnight reproduction survives Ctrl-C, a reboot or kill -9.
+"""
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FAMILIES = ("artists", "cifar10", "caltech101", "clipart", "faces")
+# A dataset's family; the faces_alexnet features are the faces assignment's part 2.2.
+DATASET_FAMILY = {"artists": "artists", "cifar10": "cifar10", "caltech101": "caltech101", "clipart": "clipart",
+                  "faces": "faces", "faces_alexnet": "faces"}
+# Fixed costs of a run beyond its training steps: start-up, data loading, graph tracing, the final
+# evaluation and figures; and per epoch, validation (a forward pass costs about a third of a train step).
+RUN_OVERHEAD_S = 20.0
+VALIDATION_COST = 1 / 3
+
+
+@dataclass
+class Step:
+    kind: str  # "train", "experiment" or "report"
+    name: str  # a task, a study or a family
+    family: str
+    sets: list = field(default_factory=list)  # --set overrides: the backbone run of a transfer step
+    repeats: int = 1
+    estimate_s: float = None
+
+    def command(self, root):
+        root = Path(root)
+        if self.kind == "train":
+            parts = ["kerascnn", "train", "--task", self.name, "--run-dir", str(root / "runs" / self.name)]
+        elif self.kind == "experiment":
+            parts = ["kerascnn", "experiment", self.name, "--out", str(root / "studies")]
+            parts += ["--repeats", str(self.repeats)] if self.repeats > 1 else []
+        else:
+            parts = ["kerascnn", "report", self.name, "--studies", str(root / "studies"), "--tuning", str(root / "tuning"),
+                     "--out", str(root / "reports" / f"{self.name}.md")]
+        return " ".join(parts + (["--set", *self.sets] if self.sets else []))
+
+
+def family_tasks(family):
+    from kerascnn.tasks import TASKS
+
+    return [name for name, task in TASKS.items() if DATASET_FAMILY.get(task.config.dataset) == family]
+
+
+def family_studies(family):
+    from kerascnn.experiments import STUDIES
+
+    return [name for name in STUDIES if name.split(".")[0] == family]
+
+
+def _backbone_sets(pretrained_on, setting, root):
+    return [f"{setting}={Path(root) / 'runs' / pretrained_on}"] if pretrained_on else []
+
+
+def plan_steps(families, root):
+    """The ordered steps that reproduce ``families`` (names from FAMILIES, or "all") under ``root``."""
+    from kerascnn.experiments import STUDIES
+    from kerascnn.tasks import TASKS
+
+    families = list(FAMILIES) if "all" in families else list(dict.fromkeys(families))
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown family {', '.join(unknown)}; choose from {', '.join(FAMILIES)} or all")
+    wanted_tasks = [t for f in families for t in family_tasks(f)]
+    wanted_studies = [s for f in families for s in family_studies(f)]
+    pretraining = [TASKS[t].pretrained_on for t in wanted_tasks if TASKS[t].pretrained_on]
+    pretraining += [STUDIES[s].pretrained_on for s in wanted_studies if STUDIES[s].pretrained_on]
+    steps, done = [], set()
+
+    def train_step(task):
+        if task not in done:
+            done.add(task)
+            spec = TASKS[task]
+            steps.append(Step("train", task, DATASET_FAMILY[spec.config.dataset],
+                              _backbone_sets(spec.pretrained_on, spec.backbone_setting, root)))
+
+    for task in dict.fromkeys(pretraining):  # backbones first: later steps read their runs
+        train_step(task)
+    for family in families:
+        for task in family_tasks(family):
+            train_step(task)
+        for name in family_studies(family):
+            study = STUDIES[name]
+            steps.append(Step("experiment", name, family, _backbone_sets(study.pretrained_on, "model.weights", root),
+                              repeats=study.repeats))
+        steps.append(Step("report", family, family))
+    return steps
+
+
+# ---------------------------------------------------------------- estimates
+
+def step_configs(step):
+    """Every run config a step trains (a study: each variant times each seed)."""
+    from kerascnn.experiments import STUDIES
+    from kerascnn.tasks import resolve_config
+
+    if step.kind == "train":
+        return [resolve_config(step.name, step.sets)]
+    if step.kind == "experiment":
+        study = STUDIES[step.name]
+        return [resolve_config(study.task, study.base + overrides + step.sets)
+                for _, overrides in study.variants for _ in range(step.repeats)]
+    return []
+
+
+def shape_key(cfg):
+    """What step throughput depends on most: the model, its input and batch, and whether the backbone trains."""
+    frozen = cfg.model_args.get("train_backbone") is False and not cfg.fine_tune_epochs
+    return f"{cfg.model}|{cfg.image_size}px|batch{cfg.batch_size}|{'frozen' if frozen else 'trained'}"
+
+
+def dataset_sizes(cfg, cache):
+    """(train, val) image counts of ``cfg``'s dataset and split, loaded once and remembered in ``cache``."""
+    from kerascnn.data import load_dataset
+
+    key = f"{cfg.dataset}|{cfg.val_fraction}"
+    if key not in cache:
+        splits = load_dataset(cfg)
+        cache[key] = [len(splits.train.x), len(splits.val.x)]
+    return cache[key]
+
+
+def measure_throughput(cfg, cache, images=None):
+    """Training images/s of ``cfg``'s model shape from a short synthetic step benchmark, remembered in ``cache``."""
+    from kerascnn.benchmark import step_throughput
+    from kerascnn.data import dataset_module
+
+    key = shape_key(cfg)
+    if key not in cache:
+        shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
+        result = step_throughput(cfg, shape, classes, images=images or max(4 * cfg.batch_size, 256))
+        cache[key] = result["step_images_per_s"]
+    return cache[key]
+
+
+def estimate_run_seconds(cfg, images_per_s, sizes):
+    train_images, val_images = sizes
+    epochs = cfg.epochs + cfg.fine_tune_epochs
+    return RUN_OVERHEAD_S + epochs * (train_images + VALIDATION_COST * val_images) / images_per_s
+
+
+def load_cache(root):
+    path = Path(root) / "throughput.json"
+    return json.loads(path.read_text()) if path.exists() else {"images_per_s": {}, "sizes": {}}
+
+
+def estimate(steps, *, root, data_root=None, progress=None):
+    """Set each step's ``estimate_s`` from the step benchmark of its model shapes (measured once per shape and
+    kept in ROOT/throughput.json) and its dataset sizes; returns the steps."""
+    from kerascnn.io import write_json
+
+    cache = load_cache(root)
+    for step in steps:
+        total = 0.0
+        for cfg in step_configs(step):
+            cfg = cfg.replace(data_dir=_data_dir(cfg, data_root))
+            key = shape_key(cfg)
+            if progress is not None and key not in cache["images_per_s"]:
+                progress(f"measuring step throughput of {key}")
+            ips = measure_throughput(cfg, cache["images_per_s"])
+            total += estimate_run_seconds(cfg, ips, dataset_sizes(cfg, cache["sizes"]))
+            write_json(Path(root) / "throughput.json", cache)
+        step.estimate_s = total if step.kind != "report" else 60.0
+    return steps
+
+
+def _data_dir(cfg, data_root):
+    """The dataset's folder under ``data_root`` in the layout of ../shared/data (None: the data home)."""
+    if not data_root:
+        return cfg.data_dir
+    from kerascnn.data import DATA_SUBDIRS
+
+    return str(Path(data_root) / DATA_SUBDIRS[cfg.dataset])
+
+
+# ---------------------------------------------------------------- checks and running
+
+def check_inputs(steps, *, root, data_root=None):
+    """Problems that would stop the reproduction: a missing dataset, or a backbone run that no earlier step makes
+    and that is not there. Returns a list of messages (empty: ready)."""
+    from kerascnn.data import DATA_SUBDIRS, data_home
+
+    problems, planned = [], {s.name for s in steps if s.kind == "train"}
+    datasets = {cfg.dataset for s in steps for cfg in step_configs(s)}
+    for dataset in sorted(datasets):
+        folder = Path(data_root) / DATA_SUBDIRS[dataset] if data_root else data_home() / DATA_SUBDIRS[dataset]
+        if not folder.exists():
+            problems.append(f"dataset {dataset}: nothing at {folder} (see `kerascnn data info` for its layout, or pass "
+                            "--data-root)")
+    for step in steps:
+        for setting in step.sets:
+            run = Path(setting.split("=", 1)[1])
+            if run.name not in planned and not (run / "best.keras").exists():
+                problems.append(f"{step.name}: backbone run {run} is missing and no step trains it")
+    return problems
+
+
+def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
+    """Run every step not yet finished, in order, then return the steps with their wall times."""
+    from kerascnn.experiments import STUDIES
+    from kerascnn.experiments.runner import run_study, train_variant
+    from kerascnn.report import build_report
+    from kerascnn.tasks import resolve_config
+
+    root = Path(root)
+    steps = estimate(plan_steps(families, root), root=root, data_root=data_root, progress=progress)
+    problems = check_inputs(steps, root=root, data_root=data_root)
+    if problems:
+        raise FileNotFoundError("cannot reproduce:\n  " + "\n  ".join(problems))
+    total, started, done = sum(s.estimate_s for s in steps), time.monotonic(), 0.0
+    results = []
+    for k, step in enumerate(steps, start=1):
+        if progress is not None:
+            elapsed = time.monotonic() - started
+            progress(f"step {k} of {len(steps)}: {step.command(root)} (elapsed {_hms(elapsed)}, "
+                     f"about {_hms(max(0.0, total - done))} left)")
+        t = time.monotonic()
+        if step.kind == "train":
+            cfg = resolve_config(step.name, step.sets)
+            cfg = cfg.replace(data_dir=_data_dir(cfg, data_root))
+            train_variant(cfg, root / "runs" / step.name, quiet=True)
+        elif step.kind == "experiment":
+            study = STUDIES[step.name]
+            data_dir = _data_dir(resolve_config(study.task), data_root)
+            run_study(step.name, overrides=step.sets, repeats=step.repeats, data_dir=data_dir,
+                      out_root=root / "studies", quiet=True)
+        else:
+            build_report(task=step.name, studies=str(root / "studies"), tuning=str(root / "tuning"),
+                         out=str(root / "reports" / f"{step.name}.md"))
+        done += step.estimate_s
+        results.append({"step": k, "kind": step.kind, "name": step.name, "seconds": round(time.monotonic() - t, 1),
+                        "estimate_s": round(step.estimate_s, 1)})
+    return results
+
+
+def _hms(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def plan_rows(steps, root):
+    return [{"step": k, "family": s.family, "kind": s.kind, "name": s.name,
+             "runs": len(step_configs(s)) if s.kind != "report" else 0,
+             "estimate": _hms(s.estimate_s), "estimate_s": round(s.estimate_s, 1), "command": s.command(root)}
+            for k, s in enumerate(steps, start=1)]
+

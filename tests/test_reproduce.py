@@ -1,0 +1,99 @@
+"""`kerascnn reproduce`: the plan covers every task and study once, backbones come first, estimates follow the
+step benchmark, missing inputs are named, and a run is resumable (finished steps are not trained again)."""
+import json
+
+import pytest
+
+from conftest import write_image_folder
+from kerascnn.cli import main
+from kerascnn.experiments import STUDIES, Study
+from kerascnn.reproduce import (FAMILIES, check_inputs, estimate, estimate_run_seconds, plan_steps, run_reproduce,
+                                shape_key, step_configs)
+from kerascnn.tasks import TASKS, resolve_config
+
+
+def test_the_plan_covers_every_task_and_study_once_with_backbones_first(tmp_path):
+    steps = plan_steps(["all"], tmp_path)
+    trained = [s.name for s in steps if s.kind == "train"]
+    assert sorted(trained) == sorted(t for t in TASKS if t != "folder")
+    assert sorted(s.name for s in steps if s.kind == "experiment") == sorted(STUDIES)
+    assert [s.name for s in steps if s.kind == "report"] == list(FAMILIES)
+    position = {s.name: k for k, s in enumerate(steps)}
+    for step in steps:
+        spec = TASKS.get(step.name) if step.kind == "train" else STUDIES.get(step.name)
+        source = getattr(spec, "pretrained_on", None)
+        if source:
+            assert position[source] < position[step.name]
+            assert any(s.endswith(f"={tmp_path / 'runs' / source}") for s in step.sets)
+    assert next(s for s in steps if s.name == "faces_alexnet_features").sets == [
+        f"feature_weights={tmp_path / 'runs' / 'caltech101_alexnet'}"]
+    assert all(s.repeats == 3 for s in steps if s.name.startswith("artists."))
+
+
+def test_one_family_brings_only_the_backbones_it_needs(tmp_path):
+    steps = plan_steps(["clipart"], tmp_path)
+    assert [s.name for s in steps] == ["caltech101_resnet50", "clipart_resnet50_finetune", "clipart_resnet50_scratch",
+                                       "clipart_own", "clipart.ablation", "clipart.transfer", "clipart"]
+    assert steps[1].command(tmp_path) == (f"kerascnn train --task clipart_resnet50_finetune --run-dir "
+                                          f"{tmp_path / 'runs' / 'clipart_resnet50_finetune'} --set "
+                                          f"model.weights={tmp_path / 'runs' / 'caltech101_resnet50'}")
+    with pytest.raises(ValueError, match="unknown family paintings; choose from artists, cifar10"):
+        plan_steps(["paintings"], tmp_path)
+
+
+def test_estimates_follow_the_measured_throughput_and_the_data(tmp_path):
+    steps = plan_steps(["artists"], tmp_path)
+    cfg = resolve_config("artists")
+    (tmp_path / "throughput.json").write_text(json.dumps({
+        "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
+        "sizes": {f"artists|{cfg.val_fraction}": [360, 91]}}))
+    estimate(steps, root=tmp_path)
+    assert steps[0].estimate_s == pytest.approx(20 + cfg.epochs * (360 + 91 / 3) / 100)
+    pooling = next(s for s in steps if s.name == "artists.pooling")
+    assert pooling.estimate_s == pytest.approx(sum(estimate_run_seconds(c, 100.0, (360, 91))
+                                                   for c in step_configs(pooling)))
+    assert len(step_configs(pooling)) == 3 * len(STUDIES["artists.pooling"].variants)
+    assert estimate_run_seconds(resolve_config("clipart_resnet50_finetune"), 10.0, (100, 0)) == 20 + 9 * 10
+
+
+def test_missing_inputs_are_named_and_the_dry_run_fails(tmp_path, capsys):
+    steps = plan_steps(["clipart"], tmp_path)
+    problems = check_inputs(steps[1:], root=tmp_path, data_root=tmp_path / "nowhere")
+    assert problems[0].startswith(f"dataset clipart: nothing at {tmp_path / 'nowhere' / 'clipart'}")
+    assert any("backbone run" in p and "caltech101_resnet50 is missing and no step trains it" in p for p in problems)
+    assert main(["reproduce", "faces", "--dry-run", "--root", str(tmp_path), "--data-root", str(tmp_path / "none"),
+                 "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [s["name"] for s in payload["steps"]][:2] == ["caltech101_alexnet", "faces_mlp"]
+    assert any(p.startswith("dataset faces: nothing at") for p in payload["problems"])
+
+
+def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
+    """A stand-in family of one task and one study on tiny data: trained, reported, and not trained again."""
+    import kerascnn.reproduce as reproduce
+    import kerascnn.train
+    from kerascnn.tasks import Task
+
+    write_image_folder(tmp_path / "data" / "artists", classes=3, per_class=8, size=50)
+    tiny = resolve_config("artists", ["epochs=2", "batch_size=16", "tensorboard=false", "image_size=32"])
+    monkeypatch.setitem(TASKS, "tiny_artists", Task("tiny_artists", "a stand-in", tiny.replace(task="tiny_artists")))
+    monkeypatch.setitem(STUDIES, "artists.tiny", Study("artists.tiny", "tiny_artists", "stand-in",
+                                                       [("a", []), ("b", ["model.dropout=0.5"])], repeats=2))
+    monkeypatch.setattr(reproduce, "family_tasks", lambda family: ["tiny_artists"])
+    monkeypatch.setattr(reproduce, "family_studies", lambda family: ["artists.tiny"])
+    lines = []
+    args = dict(families=["artists"], root=tmp_path / "out", data_root=tmp_path / "data", progress=lines.append)
+    results = run_reproduce(**args)
+    assert [r["name"] for r in results] == ["tiny_artists", "artists.tiny", "artists"]
+    assert (tmp_path / "out" / "runs" / "tiny_artists" / "metrics.json").exists()
+    assert sorted(p.parent.name + "/" + p.name for p in (tmp_path / "out" / "studies" / "artists.tiny" / "runs")
+                  .glob("*/seed*")) == ["a/seed0", "a/seed1", "b/seed0", "b/seed1"]
+    assert (tmp_path / "out" / "reports" / "artists.md").exists()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert steps[0].startswith("step 1 of 3: kerascnn train --task tiny_artists") and "left)" in steps[0]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished step was trained again")
+
+    monkeypatch.setattr(kerascnn.train, "train", no_training)
+    assert [r["name"] for r in run_reproduce(**args)] == ["tiny_artists", "artists.tiny", "artists"]
