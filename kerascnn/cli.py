@@ -286,7 +286,8 @@ def cmd_reproduce(args):
 def cmd_report(args):
     from kerascnn.report import build_report
 
-    result = build_report(task=args.task, studies=args.studies, tuning=args.tuning, out=args.out)
+    result = build_report(task=args.task, studies=args.studies, tuning=args.tuning, runs=args.runs,
+                          figures=args.figures, out=args.out)
     emit(args, f"wrote {result['path']}", result)
 
 
@@ -521,6 +522,9 @@ def build_parser():
     p.add_argument("task", help="the task to report on")
     p.add_argument("--studies", default="studies", help="root of study directories (default studies)")
     p.add_argument("--tuning", default="tuning_runs", help="root of search directories (default tuning_runs)")
+    p.add_argument("--runs", help="a folder of run directories named by task (as `kerascnn reproduce` writes "
+                   "them): adds each task's result and figures")
+    p.add_argument("--figures", help="copy the report's figures here (each under 200 KB), e.g. docs/figures/FAMILY")
     p.add_argument("--out", help="the Markdown file to write (default reports/TASK.md)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_report)
@@ -578,6 +582,8 @@ WITHOUT_TENSORFLOW = {"tasks", "report", "data", "data artists", "data faces"}
 
 
 def needs_tensorflow(args):
+    if args.command == "report" and getattr(args, "runs", None):  # scoring runs and drawing their figures
+        return True
     return " ".join(filter(None, (args.command, getattr(args, "data_command", None)))) not in WITHOUT_TENSORFLOW
 
 

@@ -6,9 +6,13 @@ a task that is also a family name (``artists``) covers its family too. Sections,
 only when its inputs are present: the receptive-field arithmetic of question 1.1 and of each
 covered task's network; every study of a covered task found under ``studies`` (its table,
 figures and a caption of what was varied), whatever the study is named; every KerasTuner search
-of a covered task found under ``tuning`` (candidates with their optimism, the winner against the hand recipe); and
-the ``<task>_tuned`` recipe of a covered task when one is registered. Figures are linked
-relative to the report.
+of a covered task found under ``tuning`` (candidates with their optimism, the winner against the hand recipe);
+with ``runs`` (a folder of run directories named by task, as ``kerascnn reproduce`` writes them) each covered
+task's result (validation and, where labelled, test accuracy, epochs, resolution, seed, wall time and the
+command), its curves and confusion matrix, and the assignment's figures of the family (``RUN_FIGURES``);
+and the ``<task>_tuned`` recipe of a covered task when one is registered. Figures are linked relative to
+the report; with ``figures`` they are copied there first, each under ``FIGURE_BYTES``, so a guide in
+docs/ can include the report and its figures.
 """
 import json
 import os
@@ -16,6 +20,44 @@ import time
 from pathlib import Path
 
 from kerascnn.tables import format_mean_sd, markdown_lines
+
+FIGURE_BYTES = 200_000
+# The figures each assignment asks for, drawn from a family's runs: (task, figure kind, caption).
+RUN_FIGURES = {
+    "cifar10": [("cifar10_bn", "filters", "first-layer filters before and after training")],
+    "caltech101": [("caltech101_improved", "activations", "conv1 and conv2 activations")],
+    "clipart": [("clipart_own", "tsne", "t-SNE of the penultimate features, validation images"),
+                ("clipart_own", "gradcam", "Grad-CAM"), ("clipart_own", "guided-backprop", "guided backpropagation"),
+                ("clipart_own", "activation-max", "activation maximisation of the last conv layer")],
+    "faces": [("faces_alexnet_finetune", "guided-backprop", "guided backpropagation of the fine-tuned AlexNet")],
+}
+
+
+def publish_figure(path, figures):
+    """``path`` itself, or with ``figures`` a copy there (named by its run and file) under FIGURE_BYTES:
+    PNGs above it are re-saved with a 256-colour palette, then halved in size until they fit."""
+    path = Path(path)
+    if figures is None:
+        return path
+    from PIL import Image
+
+    from kerascnn.io import atomic_path
+
+    figures = Path(figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    target = figures / f"{path.parent.name}_{path.name}" if path.parent.name not in ("vis", "eval") else \
+        figures / f"{path.parent.parent.name}_{path.name}"
+    image = Image.open(path)
+    scale = 1.0
+    while True:
+        with atomic_path(target) as tmp:
+            out = image if scale == 1.0 else image.resize((int(image.width * scale), int(image.height * scale)))
+            if path.stat().st_size > FIGURE_BYTES or scale != 1.0:
+                out = out.convert("RGB").quantize(256)
+            out.save(tmp, format="PNG", optimize=True)
+        if target.stat().st_size <= FIGURE_BYTES:
+            return target
+        scale /= 2
 
 
 def _rel(path, out):
@@ -137,6 +179,59 @@ def tuning_section(summary, summary_path, out):
     return lines
 
 
+def run_result(run_dir):
+    """The row a report shows for a finished run: its scores, settings and wall time."""
+    from kerascnn import rundir
+    from kerascnn.evaluate import evaluate_run
+
+    cfg, metrics = rundir.load_config(run_dir), rundir.read_json(run_dir, "metrics.json")
+    try:
+        test = evaluate_run(run_dir, split="test", checkpoint="best")["accuracy"]
+    except ValueError:  # no test split, or one without labels (clipart)
+        test = None
+    source = metrics.get("backbone_source") or {}
+    return {"task": cfg.task, "val_accuracy": metrics["best"]["val_accuracy"], "test_accuracy": test,
+            "epochs": metrics["epochs_run"] if not cfg.fine_tune_epochs else f"{cfg.epochs}+{cfg.fine_tune_epochs}",
+            "resolution": f"{cfg.image_size} px", "seed": cfg.seed, "minutes": metrics["train_seconds"] / 60,
+            "backbone": source.get("task") or "", "run_dir": str(run_dir)}
+
+
+def runs_section(tasks, runs_root, out, figures):
+    """Each covered task's run under ``runs_root``: one table, then its curves and confusion matrix, then the
+    family's assignment figures (``RUN_FIGURES``)."""
+    from kerascnn.vis.commands import visualize
+
+    found = [t for t in tasks if (Path(runs_root) / t / "metrics.json").exists()]
+    if not found:
+        return [], []
+    rows = [run_result(Path(runs_root) / t) for t in found]
+    table = [{**r, "val_accuracy": f"{r['val_accuracy']:.4f}",
+              "test_accuracy": "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+              "minutes": f"{r['minutes']:.1f}",
+              "command": f"`kerascnn train --task {r['task']}`" + (f" (backbone: the {r['backbone']} run)"
+                                                                   if r["backbone"] else "")} for r in rows]
+    lines = ["## Tasks", "", f"Each task at its defaults (`{runs_root}/<task>`, best checkpoint; wall time is "
+             "training on this machine):", ""]
+    lines += markdown_lines(table, ["task", "val_accuracy", "test_accuracy", "epochs", "resolution", "seed",
+                                    "minutes", "command"]) + [""]
+    for row in rows:
+        run_dir = Path(row["run_dir"])
+        curves = visualize(run_dir, kind="curves", out=run_dir / "vis")[0]
+        matrix = visualize(run_dir, kind="confusion", out=run_dir / "eval")[0]
+        for path, caption in ((curves, "loss and accuracy per epoch"), (matrix, "validation confusion matrix")):
+            lines += [f"![{row['task']}: {caption}]({_rel(publish_figure(path, figures), out)})", "",
+                      f"*Figure: `{row['task']}`, {caption}.*", ""]
+    family = task_family(tasks[0])
+    for task, kind, caption in RUN_FIGURES.get(family, []):
+        if task in found:
+            for path in visualize(Path(runs_root) / task, kind=kind, out=Path(runs_root) / task / "vis"):
+                if path.suffix == ".png":
+                    lines += [f"![{task}: {caption}]({_rel(publish_figure(path, figures), out)})", "",
+                              f"*Figure: `{task}`, {caption} (`kerascnn visualize {runs_root}/{task} --kind {kind}`).*",
+                              ""]
+    return lines, rows
+
+
 def tuned_recipe_section(task):
     from kerascnn.tasks import TASKS
 
@@ -154,20 +249,23 @@ def tuned_recipe_section(task):
             + ["", f"Train it with `kerascnn train --task {task}_tuned`.", ""])
 
 
-def build_report(*, task, studies="studies", tuning="tuning_runs", out=None):
+def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, figures=None, out=None):
     """Write the report on ``task`` (a task or a family of tasks) to ``out`` (default ``reports/<task>.md``).
 
-    Returns ``{"path": ..., "studies": [study names], "searches": [search directories]}``.
+    Returns ``{"path": ..., "studies": [study names], "searches": [search directories], "runs": [rows]}``.
     """
     from kerascnn.experiments import STUDIES
     from kerascnn.io import atomic_write
-    from kerascnn.tasks import TASKS
 
     tasks = covered_tasks(task)
     out = Path(out or Path("reports") / f"{task}.md")
     studies_root, tuning_root = Path(studies), Path(tuning)
-    lines = [f"# Report: {task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by "
-             f"`kerascnn report {task} --studies {studies} --tuning {tuning}`.", ""]
+    command = f"kerascnn report {task} --studies {studies} --tuning {tuning}" + (f" --runs {runs}" if runs else "")
+    lines = [f"# Report: {task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `{command}`.", ""]
+    run_rows = []
+    if runs:
+        run_lines, run_rows = runs_section(tasks, runs, out, figures)
+        lines += run_lines
     lines += receptive_field_section(tasks)
 
     study_dirs = sorted(d for d in studies_root.glob("*")
@@ -185,10 +283,11 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", out=None):
             lines += tuning_section(json.loads(path.read_text()), path, out)
     for covered in tasks:
         lines += tuned_recipe_section(covered)
-    if not study_dirs and not summaries:
+    if not study_dirs and not summaries and not run_rows:
         commands = [f"`kerascnn experiment {name}`" for name, study in STUDIES.items() if covers(task, study.task)]
-        commands += [f"`kerascnn tune --task {t}`" for t in tasks if TASKS[t].config.model == "simple_cnn"]
+        commands += [f"`kerascnn tune --task {tasks[0]}`"]
         hint = f": run one of {', '.join(commands)} first" if commands else ""
         lines += [f"No studies under `{studies_root}` and no searches under `{tuning_root}` yet{hint}.", ""]
     atomic_write(out, "\n".join(lines))
-    return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries]}
+    return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries],
+            "runs": run_rows}

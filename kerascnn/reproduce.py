@@ -46,8 +46,8 @@ class Step:
             parts = ["kerascnn", "experiment", self.name, "--out", str(root / "studies")]
             parts += ["--repeats", str(self.repeats)] if self.repeats > 1 else []
         else:
-            parts = ["kerascnn", "report", self.name, "--studies", str(root / "studies"), "--tuning", str(root / "tuning"),
-                     "--out", str(root / "reports" / f"{self.name}.md")]
+            parts = ["kerascnn", "report", self.name, "--runs", str(root / "runs"), "--studies", str(root / "studies"),
+                     "--tuning", str(root / "tuning"), "--out", str(root / "reports" / f"{self.name}.md")]
         return " ".join(parts + (["--set", *self.sets] if self.sets else []))
 
 
@@ -96,8 +96,8 @@ def plan_steps(families, root):
             train_step(task)
         for name in family_studies(family):
             study = STUDIES[name]
-            steps.append(Step("experiment", name, family, _backbone_sets(study.pretrained_on, "model.weights", root),
-                              repeats=study.repeats))
+            sets = _backbone_sets(study.pretrained_on, study.backbone_setting, root)
+            steps.append(Step("experiment", name, family, sets, repeats=study.repeats))
         steps.append(Step("report", family, family))
     return steps
 
@@ -240,8 +240,8 @@ def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
             run_study(step.name, overrides=step.sets, repeats=step.repeats, data_dir=data_dir,
                       out_root=root / "studies", quiet=True)
         else:
-            build_report(task=step.name, studies=str(root / "studies"), tuning=str(root / "tuning"),
-                         out=str(root / "reports" / f"{step.name}.md"))
+            build_report(task=step.name, runs=str(root / "runs"), studies=str(root / "studies"),
+                         tuning=str(root / "tuning"), out=str(root / "reports" / f"{step.name}.md"))
         done += step.estimate_s
         results.append({"step": k, "kind": step.kind, "name": step.name, "seconds": round(time.monotonic() - t, 1),
                         "estimate_s": round(step.estimate_s, 1)})

@@ -64,7 +64,8 @@ def test_variants_repeats_table_sweep_and_resume(tiny_data, tmp_path, register, 
                    ["best"]["val_accuracy"] for k in (0, 1)]
     assert float(rows[0]["val_accuracy"]) == pytest.approx(np.mean(seed_scores))
     markdown = (study_dir / "table.md").read_text()
-    assert "| variant | train_accuracy | val_accuracy | best_epoch | epochs_run | seconds |" in markdown
+    assert "| variant | train_accuracy | val_accuracy | verdict | best_epoch | epochs_run | seconds |" in markdown
+    assert "| reference |" in markdown
     assert " ± " in markdown
     assert (study_dir / "curves.png").stat().st_size > 0 and (study_dir / "sweep.png").stat().st_size > 0
     records = sorted(p.name for p in (study_dir / "tensorboard").iterdir())
@@ -131,3 +132,14 @@ def test_only_runs_the_named_variants_and_rejects_unknown_ones(tiny_data, tmp_pa
     assert sorted(p.name for p in (tmp_path / "t.only" / "runs").iterdir()) == ["a", "c"]
     with pytest.raises(ValueError, match="no variant zz; its variants: a, b, c"):
         run_study("t.only", data_dir=str(tiny_data), out_root=tmp_path, quiet=True, only=["zz"])
+
+
+def test_a_difference_is_a_finding_only_beyond_the_seeds_spread():
+    from kerascnn.experiments.runner import add_verdicts
+
+    rows = [{"val_accuracy": 0.70, "val_accuracy_std": 0.01}, {"val_accuracy": 0.73, "val_accuracy_std": 0.01},
+            {"val_accuracy": 0.715, "val_accuracy_std": 0.01}, {"val_accuracy": 0.60}]
+    assert add_verdicts(rows)
+    assert [r["verdict"] for r in rows] == ["reference", "+0.0300, finding", "+0.0150, within noise",
+                                            "-0.1000, one seed, no verdict"]
+    assert not add_verdicts(rows[:1])

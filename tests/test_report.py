@@ -95,3 +95,45 @@ def test_studies_are_found_by_their_task_not_their_name(tmp_path, capsys):
                for task in ("caltech101_lenet", "caltech101_improved", "caltech101_resnet18"))
     assert build_report(task="clipart_own", studies=str(studies), tuning=none,
                         out=str(tmp_path / "clip.md"))["studies"] == ["clipart.ablation"]
+
+
+def test_publish_figure_keeps_every_figure_under_the_limit(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from kerascnn.report import FIGURE_BYTES, publish_figure
+
+    noisy = tmp_path / "run" / "vis" / "big.png"
+    noisy.parent.mkdir(parents=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (900, 900, 3), dtype=np.uint8)).save(noisy)
+    assert noisy.stat().st_size > FIGURE_BYTES
+    small = tmp_path / "run" / "small.png"
+    Image.new("RGB", (50, 40), "white").save(small)
+    published = publish_figure(noisy, tmp_path / "figures")
+    assert published == tmp_path / "figures" / "run_big.png" and published.stat().st_size <= FIGURE_BYTES
+    assert publish_figure(small, tmp_path / "figures").read_bytes() != b"" and publish_figure(small, None) == small
+    assert Image.open(tmp_path / "figures" / "run_small.png").size == (50, 40)
+
+
+def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path):
+    from conftest import write_image_folder
+    from kerascnn.tasks import resolve_config
+    from kerascnn.train import train
+
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
+    cfg = resolve_config("artists", ["epochs=2", "batch_size=16", "tensorboard=false"], data_dir=str(data))
+    metrics = train(cfg, run_dir=tmp_path / "runs" / "artists", quiet=True)
+    out = tmp_path / "docs" / "artists-report.md"
+    result = build_report(task="artists", runs=str(tmp_path / "runs"), studies=str(tmp_path / "none"),
+                          tuning=str(tmp_path / "none"), figures=str(tmp_path / "docs" / "figures" / "artists"),
+                          out=str(out))
+    text = out.read_text()
+    assert [r["task"] for r in result["runs"]] == ["artists"]
+    assert result["runs"][0]["val_accuracy"] == metrics["best"]["val_accuracy"] and result["runs"][0]["test_accuracy"] \
+        is None
+    row = next(line for line in text.splitlines() if line.startswith("| artists |"))
+    assert f"| {metrics['best']['val_accuracy']:.4f} |  | 2 | 50 px | 0 |" in row and "`kerascnn train --task artists`" \
+        in row
+    figures = sorted(p.name for p in (tmp_path / "docs" / "figures" / "artists").iterdir())
+    assert figures == ["artists_confusion_val_best.png", "artists_curves.png"]
+    assert "](figures/artists/artists_curves.png)" in text and "No studies" not in text

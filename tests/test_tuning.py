@@ -281,8 +281,11 @@ def kerascnn(args, tmp_path, **env):
 def test_ctrl_c_in_a_trial_leaves_a_search_the_same_command_resumes(tmp_path):
     from kerascnn import rundir
 
+    # Long enough that the signal lands inside the trial: an epoch of 12 tiny images takes ~20 ms on a fast
+    # machine, so 40 epochs could end between two polls.
+    epochs = 150
     data = write_image_folder(tmp_path / "data", classes=3, per_class=6, size=32)
-    args = ["tune", "--task", "artists", "--tuner", "random", "--max-trials", "1", "--max-epochs", "40",
+    args = ["tune", "--task", "artists", "--tuner", "random", "--max-trials", "1", "--max-epochs", str(epochs),
             "--top-k", "1", "--retrain-seeds", "1", "--baseline", "artists", "--out", str(tmp_path / "tuning"),
             "--name", "t", "--data-dir", str(data), "--overwrite", "--set", "image_size=32", "batch_size=16",
             "tensorboard=false"]
@@ -291,20 +294,20 @@ def test_ctrl_c_in_a_trial_leaves_a_search_the_same_command_resumes(tmp_path):
     deadline = time.monotonic() + 120
     while not ((run_dir / "history.csv").exists() and len(rundir.read_history(run_dir)) >= 2):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "continue with: kerascnn tune --task artists" in err and "--overwrite" not in err.split("continue with")[1]
     stopped_at = len(rundir.read_history(run_dir))
-    assert stopped_at < 40
+    assert stopped_at < epochs
     proc = kerascnn([a for a in args if a != "--overwrite"] + ["--json"], tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["trials_finished"] == 1 and summary["candidates"][0]["trial"] == "0"
     history = rundir.read_history(run_dir)
-    assert [int(row["epoch"]) for row in history] == list(range(1, 41))  # resumed, not restarted
+    assert [int(row["epoch"]) for row in history] == list(range(1, epochs + 1))  # resumed, not restarted
 
 
 def free_port():

@@ -21,12 +21,14 @@ class Study:
     # Called as post(study, study_dir, results, quiet=...) after training; returns the table's rows and columns.
     post: typing.Callable = None
     repeats: int = 1  # seeds per variant by default: enough that the study's gaps can be told from noise
-    pretrained_on: str = None  # the pretraining task whose run `kerascnn reproduce` passes as model.weights
+    pretrained_on: str = None  # the pretraining task whose run `kerascnn reproduce` passes in backbone_setting
+    backbone_setting: str = "model.weights"  # feature_weights where the study trains on cached features
 
 
-def study(name, task, description, variants, base=(), sweep=None, post=None, repeats=1, pretrained_on=None):
+def study(name, task, description, variants, base=(), sweep=None, post=None, repeats=1, pretrained_on=None,
+          backbone_setting="model.weights"):
     STUDIES[name] = Study(name, task, description, [(n, list(o)) for n, o in variants], list(base), sweep, post,
-                          repeats, pretrained_on)
+                          repeats, pretrained_on, backbone_setting)
 
 
 def load_studies():

@@ -1,4 +1,5 @@
-"""Faces studies (seed 000, part 2): the MLP's input preprocessing, and what its hidden units learn."""
+"""Faces studies (seed 000, part 2): the MLP's input preprocessing, what its hidden units learn, and
+whether pretrained AlexNet conv4 features beat random ones."""
 from kerascnn.experiments import study
 
 WEIGHT_UNITS = 6  # units drawn per variant: the ones the output layer weighs most
@@ -21,6 +22,27 @@ def add_test_accuracy(study, study_dir, results, quiet=False):
 
     rows = with_test_accuracy(summarise(results, study), results)
     return {"rows": rows, "columns": COLUMNS[:3] + ["test_accuracy", "test_accuracies"] + COLUMNS[3:]}
+
+
+def feature_source_table(study, study_dir, results, quiet=False):
+    """add_test_accuracy's table with a column naming where each variant's AlexNet weights came from."""
+    import warnings
+
+    from kerascnn.experiments.runner import COLUMNS, summarise
+    from kerascnn.experiments.transfer import describe_weights
+
+    rows = with_test_accuracy(summarise(results, study), results)
+    for row in rows:
+        run = next(r for r in results if r["variant"] == row["variant"])
+        row["features_from"] = describe_weights(run["cfg"].feature_weights)
+    if not any(r["cfg"].feature_weights for r in results):
+        note = (f"{study.name} ran without --set feature_weights=RUN_DIR|PATH: both variants used RANDOM AlexNet "
+                "weights, so the table compares nothing.")
+        warnings.warn(note, stacklevel=2)
+        if not quiet:
+            print(f"note: {note}")
+    columns = ["variant", "features_from"] + COLUMNS[1:3] + ["test_accuracy", "test_accuracies"] + COLUMNS[3:]
+    return {"rows": rows, "columns": columns}
 
 
 def draw_weights(study, study_dir, results, quiet=False):
@@ -68,4 +90,16 @@ study(
               ("zca_0.3", ["preprocess=zca", "zca_epsilon=0.3"]), ("zca_1", ["preprocess=zca", "zca_epsilon=1.0"]),
               ("zca_3", ["preprocess=zca", "zca_epsilon=3.0"]), ("zca_10", ["preprocess=zca", "zca_epsilon=10.0"])],
     post=add_test_accuracy,
+)
+
+study(
+    "faces.transfer",
+    "faces_alexnet_features",
+    "the 300-unit MLP on AlexNet conv4 features: from a pretrained AlexNet (--set feature_weights=RUN_DIR, "
+    "e.g. a caltech101_alexnet run) against the same AlexNet with random weights; test accuracy added",
+    variants=[("pretrained", []), ("random", ["feature_weights=none"])],
+    post=feature_source_table,
+    repeats=3,
+    pretrained_on="caltech101_alexnet",
+    backbone_setting="feature_weights",
 )

@@ -156,8 +156,29 @@ def _cell(row, key):
     return "" if v is None else str(v)
 
 
+def add_verdicts(rows, key="val_accuracy"):
+    """Each row's difference from the first (the reference) in ``key``, called a finding only when it exceeds the
+    seeds' spread (the sum of the two standard deviations), "within noise" otherwise, and left without a verdict
+    when either side has a single seed."""
+    if len(rows) < 2 or not all(isinstance(r.get(key), float) for r in rows):
+        return False
+    first = rows[0]
+    first["verdict"] = "reference"
+    for row in rows[1:]:
+        delta = row[key] - first[key]
+        spreads = (row.get(f"{key}_std"), first.get(f"{key}_std"))
+        if None in spreads:
+            judgement = "one seed, no verdict"
+        else:
+            judgement = "finding" if abs(delta) > sum(spreads) else "within noise"
+        row["verdict"] = f"{delta:+.4f}, {judgement}"
+    return True
+
+
 def write_tables(study_dir, study, rows, columns=None):
-    columns = columns or COLUMNS + ["last_val_accuracy", "overrides"]
+    columns = list(columns or COLUMNS + ["last_val_accuracy", "overrides"])
+    if add_verdicts(rows):
+        columns.insert(columns.index("val_accuracy") + 1 if "val_accuracy" in columns else len(columns), "verdict")
     csv_columns = [c for c in rows[0] if c != "cfg"] if rows else columns
     atomic_write(Path(study_dir) / "table.csv", csv_text(rows, csv_columns))
     lines = [f"### {study.name}: {study.description}", ""] + markdown_lines(rows, columns, _cell)

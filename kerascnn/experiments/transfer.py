@@ -6,19 +6,22 @@ from pathlib import Path
 from kerascnn.tables import put_mean_sd
 
 
+def describe_weights(weights):
+    """"random init", "run NAME (TASK)" for a run directory, or the weights source as given."""
+    if not weights:
+        return "random init"
+    if Path(str(weights)).is_dir():
+        from kerascnn.models.backbone import _run_task
+
+        return f"run {Path(weights).name} ({_run_task(weights)})"
+    return str(weights)
+
+
 def describe_backbone(cfg):
     """"random init" or the weights source, then how the backbone trains: frozen, fine-tuned after a
     head-only phase (from which layer), or trained throughout."""
     args = cfg.model_args or {}
-    weights = args.get("weights") if args.get("pretrained", True) is not False else None
-    if not weights:
-        start = "random init"
-    elif Path(str(weights)).is_dir():
-        from kerascnn.models.backbone import _run_task
-
-        start = f"run {Path(weights).name} ({_run_task(weights)})"
-    else:
-        start = str(weights)
+    start = describe_weights(args.get("weights") if args.get("pretrained", True) is not False else None)
     if args.get("train_backbone"):
         how = "trained"
     elif cfg.fine_tune_epochs:
