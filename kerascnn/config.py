@@ -39,6 +39,7 @@ class Config:
     grayscale: bool = False
     feature_layer: str = "conv4"
     feature_weights: typing.Optional[str] = None
+    feature_pretrained: bool = True
     val_fraction: float = 0.2
     split_seed: int = 0
     seed: int = 0
@@ -98,6 +99,8 @@ FIELD_HELP = {
     "feature_layer": "AlexNet layer whose activations are the features (faces_alexnet dataset)",
     "feature_weights": ("torchvision AlexNet .npz, or a run directory / .keras model with AlexNet's conv "
                         "layers, for the feature extractor; None = random (seeded) weights"),
+    "feature_pretrained": ("false draws the feature extractor's weights at random (seeded) even when feature_weights "
+                           "is set, as model.pretrained=false does for backbones, so one study compares both"),
     "val_fraction": "held-out share of the training data for validation",
     "split_seed": "seed of the train/val split (kept fixed across repeats)",
     "seed": "seed of initialisation, shuffling and augmentation",

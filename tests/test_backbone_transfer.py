@@ -109,6 +109,9 @@ def test_bad_weight_sources_fail_clearly_and_leave_no_run_directory(tmp_path):
     features_cfg = resolve_config("faces_alexnet_features", [f"feature_weights={other}"])
     assert backbone_source(features_cfg) == {"setting": "feature_weights", "run_dir": str(other), "task": "folder"}
     assert weights_identity(features_cfg) == f"sha256:{sha256_file(other / 'best.keras')}"
+    # feature_pretrained=false wins over the weights setting: random seeded features, no backbone recorded.
+    random_cfg = resolve_config("faces_alexnet_features", [f"feature_weights={other}", "feature_pretrained=false"])
+    assert backbone_source(random_cfg) is None and weights_identity(random_cfg) == "random-seed:0"
 
     # The other backbone models read the same sources the same way.
     with pytest.raises(BackboneWeightsError, match="has no layer block1_conv1 of vgg11_bn's backbone"):

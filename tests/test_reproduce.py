@@ -6,6 +6,7 @@ import pytest
 
 from conftest import write_image_folder
 from kerascnn.cli import main
+from kerascnn.data.faces_alexnet import extractor_weights
 from kerascnn.experiments import STUDIES, Study
 from kerascnn.reproduce import (FAMILIES, check_inputs, estimate, estimate_run_seconds, plan_steps, run_reproduce,
                                 shape_key, step_configs)
@@ -25,8 +26,12 @@ def test_the_plan_covers_every_task_and_study_once_with_backbones_first(tmp_path
         if source:
             assert position[source] < position[step.name]
             assert any(s.endswith(f"={tmp_path / 'runs' / source}") for s in step.sets)
-    assert next(s for s in steps if s.name == "faces_alexnet_features").sets == [
-        f"feature_weights={tmp_path / 'runs' / 'caltech101_alexnet'}"]
+    for name in ("faces_alexnet_features", "faces.transfer"):  # cached features take their weights elsewhere
+        assert next(s for s in steps if s.name == name).sets == [
+            f"feature_weights={tmp_path / 'runs' / 'caltech101_alexnet'}"]
+    transfer = next(s for s in steps if s.name == "faces.transfer")
+    backbone = str(tmp_path / "runs" / "caltech101_alexnet")
+    assert [extractor_weights(c) for c in step_configs(transfer)] == [backbone] * 3 + [None] * 3
     assert all(s.repeats == 3 for s in steps if s.name.startswith("artists."))
 
 

@@ -23,14 +23,20 @@ LAYOUT = faces.LAYOUT
 CACHE_VERSION = 1
 
 
+def extractor_weights(cfg):
+    """The extractor's weights source, or None for seeded random weights."""
+    return cfg.feature_weights if cfg.feature_pretrained else None
+
+
 def weights_identity(cfg):
     """What fixes the extractor's weights: the file's SHA-256, or the seed of the random ones."""
-    if not cfg.feature_weights:
+    source = extractor_weights(cfg)
+    if not source:
         return f"random-seed:{cfg.seed}"
     from kerascnn.models.backbone import is_model_source, model_source_path
 
     # A run directory is identified by its best.keras, the file its weights come from.
-    path = model_source_path(cfg.feature_weights) if is_model_source(cfg.feature_weights) else cfg.feature_weights
+    path = model_source_path(source) if is_model_source(source) else source
     return f"sha256:{sha256_file(path)}"
 
 
@@ -40,8 +46,8 @@ def build_extractor(cfg, input_shape):
 
     from kerascnn.models.alexnet import alexnet_features
 
-    model = alexnet_features(input_shape, layer=cfg.feature_layer, weights=cfg.feature_weights)
-    if not cfg.feature_weights:
+    model = alexnet_features(input_shape, layer=cfg.feature_layer, weights=extractor_weights(cfg))
+    if not extractor_weights(cfg):
         convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
         for i, layer in enumerate(convs):
             kernel, bias = layer.get_weights()

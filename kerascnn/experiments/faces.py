@@ -28,14 +28,15 @@ def feature_source_table(study, study_dir, results, quiet=False):
     """add_test_accuracy's table with a column naming where each variant's AlexNet weights came from."""
     import warnings
 
+    from kerascnn.data.faces_alexnet import extractor_weights
     from kerascnn.experiments.runner import COLUMNS, summarise
     from kerascnn.experiments.transfer import describe_weights
 
     rows = with_test_accuracy(summarise(results, study), results)
     for row in rows:
         run = next(r for r in results if r["variant"] == row["variant"])
-        row["features_from"] = describe_weights(run["cfg"].feature_weights)
-    if not any(r["cfg"].feature_weights for r in results):
+        row["features_from"] = describe_weights(extractor_weights(run["cfg"]))
+    if not any(extractor_weights(r["cfg"]) for r in results):
         note = (f"{study.name} ran without --set feature_weights=RUN_DIR|PATH: both variants used RANDOM AlexNet "
                 "weights, so the table compares nothing.")
         warnings.warn(note, stacklevel=2)
@@ -97,7 +98,8 @@ study(
     "faces_alexnet_features",
     "the 300-unit MLP on AlexNet conv4 features: from a pretrained AlexNet (--set feature_weights=RUN_DIR, "
     "e.g. a caltech101_alexnet run) against the same AlexNet with random weights; test accuracy added",
-    variants=[("pretrained", []), ("random", ["feature_weights=none"])],
+    # feature_pretrained, not feature_weights=none: the user's --set feature_weights comes after the variant's.
+    variants=[("pretrained", []), ("random", ["feature_pretrained=false"])],
     post=feature_source_table,
     repeats=3,
     pretrained_on="caltech101_alexnet",

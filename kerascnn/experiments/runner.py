@@ -6,6 +6,7 @@ present) is skipped on a re-run, an interrupted one resumes; a run finished unde
 configuration is an error rather than silently mixed into the table.
 """
 import dataclasses
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -212,7 +213,8 @@ def plot_curves(path, results, study):
         ax.set_title(f"validation {key} (solid) and train (dotted)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{study.name}: {study.description}")
+    # Descriptions run to a sentence or two: wrapped, they stay inside the figure.
+    fig.suptitle(textwrap.fill(f"{study.name}: {study.description}", 130), fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -133,7 +133,7 @@ def _weight_settings(cfg):
     args = cfg.model_args or {}
     if args.get("weights") and args.get("pretrained", True) is not False:
         settings.append(("model.weights", args["weights"]))
-    if cfg.dataset == "faces_alexnet" and cfg.feature_weights:
+    if cfg.dataset == "faces_alexnet" and cfg.feature_weights and cfg.feature_pretrained:
         settings.append(("feature_weights", cfg.feature_weights))
     return settings
 
