@@ -214,6 +214,15 @@ def runs_section(tasks, runs_root, out, figures):
              "training on this machine):", ""]
     lines += markdown_lines(table, ["task", "val_accuracy", "test_accuracy", "epochs", "resolution", "seed",
                                     "minutes", "command"]) + [""]
+    if len(rows) > 1:
+        from kerascnn import rundir
+        from kerascnn.vis.curves import plot_overlaid
+
+        overlaid = Path(runs_root) / "overlaid" / f"{task_family(tasks[0])}.png"
+        plot_overlaid(overlaid, {r["task"]: rundir.read_history(r["run_dir"]) for r in rows},
+                      f"{task_family(tasks[0])}: every task at its defaults")
+        lines += [f"![the tasks' curves overlaid]({_rel(publish_figure(overlaid, figures), out)})", "",
+                  "*Figure: validation accuracy and loss of every task above, overlaid (train dotted).*", ""]
     for row in rows:
         run_dir = Path(row["run_dir"])
         curves = visualize(run_dir, kind="curves", out=run_dir / "vis")[0]

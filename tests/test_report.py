@@ -123,17 +123,21 @@ def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path)
     data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
     cfg = resolve_config("artists", ["epochs=2", "batch_size=16", "tensorboard=false"], data_dir=str(data))
     metrics = train(cfg, run_dir=tmp_path / "runs" / "artists", quiet=True)
+    tuned = resolve_config("artists_tuned", ["epochs=3", "batch_size=16", "tensorboard=false"], data_dir=str(data))
+    train(tuned, run_dir=tmp_path / "runs" / "artists_tuned", quiet=True)
     out = tmp_path / "docs" / "artists-report.md"
     result = build_report(task="artists", runs=str(tmp_path / "runs"), studies=str(tmp_path / "none"),
                           tuning=str(tmp_path / "none"), figures=str(tmp_path / "docs" / "figures" / "artists"),
                           out=str(out))
     text = out.read_text()
-    assert [r["task"] for r in result["runs"]] == ["artists"]
+    assert [r["task"] for r in result["runs"]] == ["artists", "artists_tuned"]
     assert result["runs"][0]["val_accuracy"] == metrics["best"]["val_accuracy"] and result["runs"][0]["test_accuracy"] \
         is None
     row = next(line for line in text.splitlines() if line.startswith("| artists |"))
     assert f"| {metrics['best']['val_accuracy']:.4f} |  | 2 | 50 px | 0 |" in row and "`kerascnn train --task artists`" \
         in row
     figures = sorted(p.name for p in (tmp_path / "docs" / "figures" / "artists").iterdir())
-    assert figures == ["artists_confusion_val_best.png", "artists_curves.png"]
+    assert figures == ["artists_confusion_val_best.png", "artists_curves.png", "artists_tuned_confusion_val_best.png",
+                       "artists_tuned_curves.png", "overlaid_artists.png"]
     assert "](figures/artists/artists_curves.png)" in text and "No studies" not in text
+    assert "](figures/artists/overlaid_artists.png)" in text

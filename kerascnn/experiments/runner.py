@@ -6,7 +6,6 @@ present) is skipped on a re-run, an interrupted one resumes; a run finished unde
 configuration is an error rather than silently mixed into the table.
 """
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from kerascnn import rundir
 from kerascnn.experiments import STUDIES
 from kerascnn.io import atomic_write, write_json
 from kerascnn.tables import csv_text, format_mean_sd, markdown_lines, put_mean_sd
+from kerascnn.vis.curves import plot_overlaid
 from kerascnn.vis.figure import pyplot, save_figure
 
 COLUMNS = ["variant", "train_accuracy", "val_accuracy", "best_epoch", "epochs_run", "seconds"]
@@ -189,34 +189,15 @@ def write_tables(study_dir, study, rows, columns=None):
 
 
 def plot_curves(path, results, study):
-    """Validation accuracy per epoch, one line per variant (mean over seeds), train dashed."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for i, (variant, _) in enumerate(study.variants):
+    """Validation accuracy per epoch, one line per variant (mean over seeds), train dotted."""
+    curves = {}
+    for variant, _ in study.variants:
         histories = [rundir.read_history(r["run_dir"]) for r in results if r["variant"] == variant]
         n = min(len(h) for h in histories)
-        if not n:
-            continue
-        color = f"C{i % 10}"
-        epochs = np.arange(1, n + 1)
-        for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
-            val = np.mean([[row[f"val_{key}"] for row in h[:n]] for h in histories], axis=0)
-            tr = np.mean([[row[key] for row in h[:n]] for h in histories], axis=0)
-            measured = np.isfinite(val)  # validation_freq leaves nan between validations
-            # A one-epoch run or sparse validations are points, invisible or hidden as a line alone.
-            marker = "o" if n == 1 or not measured.all() else None
-            ax.plot(epochs[measured], val[measured], color=color, label=variant, marker=marker, markersize=3)
-            ax.plot(epochs, tr, color=color, linestyle=":", alpha=0.6, marker="o" if n == 1 else None)
-    for ax, key in ((axes[0], "accuracy"), (axes[1], "loss")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.set_title(f"validation {key} (solid) and train (dotted)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    # Descriptions run to a sentence or two: wrapped, they stay inside the figure.
-    fig.suptitle(textwrap.fill(f"{study.name}: {study.description}", 130), fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path)
+        keys = ("accuracy", "val_accuracy", "loss", "val_loss")
+        curves[variant] = [{"epoch": e + 1, **{k: float(np.mean([h[e][k] for h in histories])) for k in keys}}
+                           for e in range(n)]
+    plot_overlaid(path, curves, f"{study.name}: {study.description}")
 
 
 def plot_sweep(path, rows, study):
