@@ -608,6 +608,9 @@ def main(argv=None):
         import_tensorflow(verbose=args.verbose)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     from kerascnn.interrupt import set_resume_hint
+    from kerascnn.quiet import warn_once
+
+    warn_once()
 
     set_resume_hint(resume_hint(args, argv, None))  # train's own hint comes once its run directory exists
     try:

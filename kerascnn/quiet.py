@@ -54,3 +54,20 @@ def import_tensorflow(verbose=False):
             # The first device listing initialises CUDA, which logs cuInit's failure on machines without GPUs.
             tf.config.list_physical_devices()
         import keras  # noqa: F401
+
+
+def warn_once():
+    """Show each warning text once per process. A search or a study loads its data for every trial, and
+    libraries that change the warning filters (KerasTuner, Keras) reset Python's memory of what was shown, for
+    "default" and "once" alike, so the same data warning would otherwise repeat for every trial. Python
+    documents ``warnings.showwarning`` as replaceable; the filters keep deciding what is shown at all."""
+    import warnings
+
+    show, shown = warnings.showwarning, set()
+
+    def show_new(message, category, filename, lineno, file=None, line=None):
+        if (category, str(message)) not in shown:
+            shown.add((category, str(message)))
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_new

@@ -57,6 +57,25 @@ def test_split_warns_and_keeps_some_back_for_short_people():
     assert np.bincount(labels[test], minlength=3).tolist() == [10, 5, 2]
 
 
+def test_the_cli_shows_a_data_warning_once_even_when_a_library_resets_the_filters():
+    import warnings
+
+    from kerascnn.quiet import warn_once
+
+    def load_three_times(name):
+        for _ in range(3):  # a search's trials, each loading the data after KerasTuner touched the filters
+            faces.split_per_person(np.repeat([0, 1], [90, 40]), ["a", name], seed=0)
+            warnings.filterwarnings("ignore", message="something else")
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.resetwarnings()
+        load_three_times("person_b")
+        assert len(shown) == 3
+        warn_once()
+        load_three_times("person_c")
+    assert [type(w.message) for w in shown[3:]] == [faces.FewImagesWarning]
+
+
 def test_split_is_deterministic_in_the_split_seed():
     labels = np.repeat([0, 1], [80, 80])
     first = faces.split_per_person(labels, ["a", "b"], seed=3)
