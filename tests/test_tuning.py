@@ -234,6 +234,13 @@ def test_hyperband_budgets_become_the_trials_epochs(tmp_path):
         assert cfg.epochs == record["epochs"] <= 3
         assert cfg.warmup_epochs == min(record["epochs"] - 1, round(2 * record["epochs"] / 6))
     assert result["max_epochs"] == 3
+    # The same command again: the budget is spent, so no new trial starts, and the search time adds up.
+    records = sorted(p.name for p in trials.glob("trial_*.json"))
+    again = run_search(**tune_args(data, tmp_path / "tuning", tuner="hyperband", max_epochs=3, time_budget=0.05,
+                                   top_k=1, retrain_seeds=1, overrides=["batch_size=16", "tensorboard=false",
+                                                                        "warmup_epochs=2", "epochs=6"]))
+    assert sorted(p.name for p in trials.glob("trial_*.json")) == records
+    assert again["stopped_by_budget"] and again["search_minutes"] >= result["search_minutes"] >= 0.05
 
 
 def test_bad_arguments_and_foreign_directories_fail_clearly(tmp_path, search):

@@ -37,6 +37,14 @@ TUNERS = ("hyperband", "random", "bayesian")
 OBJECTIVE = "val_accuracy"
 
 
+BUDGET_FILE = "budget.json"
+
+
+def spent_minutes(project_dir):
+    path = Path(project_dir) / BUDGET_FILE
+    return json.loads(path.read_text())["search_minutes"] if path.exists() else 0.0
+
+
 class BudgetSpent(Exception):
     """Raised between trials when the time budget is used up; the search state is already saved."""
 
@@ -78,6 +86,7 @@ class TrainEntryTuner(keras_tuner.Tuner):
         self.spec = search  # task, shared overrides, data_dir, max_epochs, trials_dir, progress, ...
         self.deadline = None
         self.started = time.monotonic()
+        self.spent_before = 0.0  # minutes of search in earlier runs of the same command (budget.json)
         self.best = None
         self.scores = {}  # trial id -> score, for the trial's report (a worker's trial object never gets one)
 
@@ -115,8 +124,21 @@ class TrainEntryTuner(keras_tuner.Tuner):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        self.save_spent()
         self._log_hparams(trial)
         self._report(trial)
+
+    def minutes(self):
+        """Minutes of search so far, earlier runs of the same command included."""
+        return self.spent_before + (time.monotonic() - self.started) / 60
+
+    def save_spent(self):
+        """Record the search time, so the same command after Ctrl-C or kill -9 gets only what is left of
+        ``--time-budget``, not a fresh one. Workers leave it to the chief."""
+        from kerascnn.io import write_json
+
+        if not is_worker():
+            write_json(Path(self.spec["project_dir"]) / BUDGET_FILE, {"search_minutes": round(self.minutes(), 4)})
 
     def _log_hparams(self, trial):
         from kerascnn.vis.tensorboard import write_hparams
@@ -133,7 +155,7 @@ class TrainEntryTuner(keras_tuner.Tuner):
         progress = self.spec["progress"]
         if progress is None:
             return
-        minutes = (time.monotonic() - self.started) / 60
+        minutes = self.minutes()
         budget = f" of {self.spec['time_budget']:g}" if self.spec["time_budget"] else ""
         epochs = trial.hyperparameters.values.get("tuner/epochs", self.spec["max_epochs"])
         score = self.scores.get(trial.trial_id)
@@ -246,8 +268,9 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
     search = TrainEntryTuner(search=spec, oracle=make_oracle(tuner, max_epochs=max_epochs, max_trials=max_trials,
                                                              seed=base.seed),
                              hypermodel=TaskHyperModel(space, base), directory=str(out), project_name=name)
+    search.spent_before = spent_minutes(project_dir)
     if time_budget:
-        search.deadline = time.monotonic() + 60 * time_budget
+        search.deadline = time.monotonic() + 60 * (time_budget - search.spent_before)
     stopped_by_budget = False
     try:
         with stop_at_safe_points():
@@ -256,7 +279,9 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
         stopped_by_budget = True
     except TrialInterrupted as exc:
         raise Interrupted(f"{exc}; the same command resumes the search") from exc
-    search_minutes = (time.monotonic() - search.started) / 60
+    finally:
+        search.save_spent()
+    search_minutes = search.minutes()
     if is_worker():
         return {"worker": True, "tuner_id": os.environ["KERASTUNER_TUNER_ID"]}
 
