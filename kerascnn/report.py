@@ -22,6 +22,7 @@ from pathlib import Path
 from kerascnn.tables import format_mean_sd, markdown_lines
 
 FIGURE_BYTES = 200_000
+RECEPTIVE_FIELD_ROWS = 12  # deeper networks get one line, not a table
 # The figures each assignment asks for, drawn from a family's runs: (task, figure kind, caption).
 RUN_FIGURES = {
     "cifar10": [("cifar10_bn", "filters", "first-layer filters before and after training")],
@@ -96,23 +97,29 @@ def study_task(study_dir):
     return task
 
 
-def receptive_field_section(tasks):
+def receptive_field_section(tasks, runs=None):
+    """The artists assignment's question 1.1, for the artists family, then each covered task's network: its
+    table, or for deep networks one line on the last layer (``kerascnn receptive-field TASK`` prints them all).
+    A task's run under ``runs``, when there is one, says where its data is."""
+    from kerascnn import rundir
     from kerascnn.analysis import parse_stack, receptive_fields, stack_from_model
     from kerascnn.data import dataset_module
     from kerascnn.tasks import resolve_config
     from kerascnn.train import build_model
 
     columns = ["layer", "kind", "kernel", "stride", "receptive_field", "jump"]
-    question = receptive_fields(parse_stack("conv:5,conv:3"))
-    lines = ["## Receptive field (question 1.1)", "",
-             "A 5x5 convolution then a 3x3 convolution, both stride 1 (`kerascnn receptive-field --stack "
-             "conv:5,conv:3`):", ""]
-    lines += markdown_lines(question, columns)
-    lines += ["", f"A unit of the second map sees a {question[-1]['receptive_field']}x"
-                  f"{question[-1]['receptive_field']} patch of the image: each added layer widens the field by "
-                  "(kernel - 1) x jump, so depth buys context with few parameters.", ""]
+    lines = []
+    if task_family(tasks[0]) == "artists":
+        question = receptive_fields(parse_stack("conv:5,conv:3"))
+        lines += ["A 5x5 convolution then a 3x3 convolution, both stride 1 (question 1.1, `kerascnn receptive-field "
+                  "--stack conv:5,conv:3`):", ""]
+        lines += markdown_lines(question, columns)
+        lines += ["", f"A unit of the second map sees a {question[-1]['receptive_field']}x"
+                      f"{question[-1]['receptive_field']} patch of the image: each added layer widens the field by "
+                      "(kernel - 1) x jump, so depth buys context with few parameters.", ""]
     for task in tasks:
-        cfg = resolve_config(task)
+        run_dir = Path(runs) / task if runs else None
+        cfg = rundir.load_config(run_dir) if run_dir and (run_dir / "config.json").exists() else resolve_config(task)
         module = dataset_module(cfg.dataset)
         if not hasattr(module, "input_spec"):
             continue
@@ -122,10 +129,16 @@ def receptive_field_section(tasks):
             lines += [f"The `{task}` task's network is left out: {str(error).splitlines()[0]}", ""]
             continue
         rows = receptive_fields(stack_from_model(build_model(cfg, shape, classes)))
-        if rows:  # a network without convolutions or pooling has no receptive field to tabulate
+        if len(rows) > RECEPTIVE_FIELD_ROWS:
+            last = rows[-1]
+            lines += [f"The `{task}` task's network has {len(rows)} convolution and pooling layers; the last, "
+                      f"`{last['layer']}`, sees {last['receptive_field']}x{last['receptive_field']} pixels of its "
+                      f"{cfg.image_size}x{cfg.image_size} input with a jump of {last['jump']} "
+                      f"(`kerascnn receptive-field {task}` lists every layer).", ""]
+        elif rows:  # a network without convolutions or pooling has no receptive field to tabulate
             lines += [f"The `{task}` task's own network (`kerascnn receptive-field {task}`):", ""]
             lines += markdown_lines(rows, columns) + [""]
-    return lines
+    return ["## Receptive fields", ""] + lines if lines else []
 
 
 def study_section(name, study_dir, out):
@@ -234,7 +247,8 @@ def runs_section(tasks, runs_root, out, figures):
     for task, kind, caption in RUN_FIGURES.get(family, []):
         if task in found:
             for path in visualize(Path(runs_root) / task, kind=kind, out=Path(runs_root) / task / "vis"):
-                if path.suffix == ".png":
+                # The figure itself; per-image panels written beside it (pic_018_dog_grey.png) are its parts.
+                if path.suffix == ".png" and path.stem.startswith(kind.replace("-", "_")):
                     lines += [f"![{task}: {caption}]({_rel(publish_figure(path, figures), out)})", "",
                               f"*Figure: `{task}`, {caption} (`kerascnn visualize {runs_root}/{task} --kind {kind}`).*",
                               ""]
@@ -269,13 +283,14 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
     tasks = covered_tasks(task)
     out = Path(out or Path("reports") / f"{task}.md")
     studies_root, tuning_root = Path(studies), Path(tuning)
-    command = f"kerascnn report {task} --studies {studies} --tuning {tuning}" + (f" --runs {runs}" if runs else "")
+    command = f"kerascnn report {task} --studies {studies} --tuning {tuning}" + (f" --runs {runs}" if runs else "") \
+        + (f" --figures {figures}" if figures else "") + (f" --out {out}" if out else "")
     lines = [f"# Report: {task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `{command}`.", ""]
     run_rows = []
     if runs:
         run_lines, run_rows = runs_section(tasks, runs, out, figures)
         lines += run_lines
-    lines += receptive_field_section(tasks)
+    lines += receptive_field_section(tasks, runs)
 
     study_dirs = sorted(d for d in studies_root.glob("*")
                         if (d / "table.md").exists() and covers(task, study_task(d) or ""))
