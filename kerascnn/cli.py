@@ -237,7 +237,7 @@ def cmd_tune(args):
         return emit(args, text, {"text": text, "worker": True})
     seeds = ", ".join(map(str, result["seeds"]))
     hand = result["baseline"]
-    lines = [f"{result['trials_finished']} trials finished ({args.tuner}, {result['search_minutes']:.1f} min this run"
+    lines = [f"{result['trials_finished']} trials finished ({args.tuner}, {result['search_minutes']:.1f} min of search"
              f"{', stopped by the time budget' if result['stopped_by_budget'] else ''}); the top "
              f"{len(result['candidates'])} retrained for {result['max_epochs']} epochs on seeds {seeds} "
              f"(optimism = search score - retrain mean):",
