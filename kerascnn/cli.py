@@ -249,8 +249,11 @@ def cmd_tune(args):
         lines.append(f"on validation splits {', '.join(str(s['split_seed']) for s in result['split_seeds'])}: winner "
                      f"{format_mean_sd(result['split_winner_mean'], result['split_winner_sd'])}, hand recipe "
                      f"{format_mean_sd(result['split_baseline_mean'], result['split_baseline_sd'])}")
-    if result["beats_baseline"]:
-        lines.append(f"the winner beats {hand['task']}; reproduce it: {result['command']}")
+    if result["verdict"] == "beats":
+        lines.append(f"the winner beats {hand['task']} beyond the seeds' spread; reproduce it: {result['command']}")
+    elif result["verdict"] == "within noise":
+        lines.append(f"the winner is ahead of {hand['task']} only within the seeds' spread, not a finding; its "
+                     f"command: {result['command']}")
     else:
         lines.append(f"the winner does not beat {hand['task']}; its command: {result['command']}")
     text = "\n".join(lines)

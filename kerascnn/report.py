@@ -174,15 +174,17 @@ def tuning_section(summary, summary_path, out):
     winner, hand = summary["winner"], summary["baseline"]
     seeds = ", ".join(map(str, summary["seeds"]))
     lines = [f"### {summary['tuner']} search (`{_rel(summary_path.parent, out)}`)", "",
-             f"{summary['trials_finished']} trials finished in {summary['search_minutes']:.1f} min (this invocation), "
+             f"{summary['trials_finished']} trials finished in {summary['search_minutes']:.1f} min of search, "
              f"trials up to {summary['max_epochs']} epochs, space `{summary['space']}`. The top "
              f"{len(summary['candidates'])} were retrained for {summary['max_epochs']} epochs on seeds {seeds}; "
              "optimism is the search score minus the retrain mean.", ""]
     lines += markdown_lines(candidate_rows(summary["candidates"]), CANDIDATE_COLUMNS) + [""]
-    verdict = "beats" if summary["beats_baseline"] else "does not beat"
+    verdict = {"beats": "beats it beyond the seeds' spread", "within noise": "is ahead of it only within the "
+               "seeds' spread", "does not beat": "does not beat it"}[summary.get("verdict") or (
+                   "beats" if summary["beats_baseline"] else "does not beat")]
     lines += [f"Winner: trial {winner['trial']}, val accuracy **{format_mean_sd(winner['retrain_mean'], winner['retrain_sd'])}**; "
               f"the hand recipe `{hand['task']}` on the same seeds: {format_mean_sd(hand['mean'], hand['sd'])}. "
-              f"The winner {verdict} it.", ""]
+              f"The winner {verdict}.", ""]
     if summary.get("split_seeds"):
         splits = ", ".join(str(s["split_seed"]) for s in summary["split_seeds"])
         lines += [f"On validation splits {splits}, which the search never saw: winner "

@@ -47,7 +47,7 @@ def test_report_assembles_what_is_present(tmp_path):
     assert "](../studies/artists.pooling/sweep.png)" in text and "](../studies/artists.robustness/robustness.png)" in text
     assert "kerascnn train --task artists --set model.pooling=true" in text and "**0.7100 ± 0.0141**" in text
     assert "| 1 | 0003 | 30 | 0.7500 | 0.7100 ± 0.0141 | +0.0400 | model.pooling=true |" in text
-    assert "the hand recipe `artists_tuned` on the same seeds: 0.7000 ± 0.0000. The winner beats it." in text
+    assert "the hand recipe `artists_tuned` on the same seeds: 0.7000 ± 0.0000. The winner beats it beyond the seeds' spread." in text
     assert "`artists_tuned` recipe" in text
 
 

@@ -167,7 +167,10 @@ def test_trials_are_train_runs_and_the_winner_is_retrained_on_fresh_seeds(search
     assert result["seeds"] == [1, 2]
     assert result["winner"]["retrain_mean"] == max(c["retrain_mean"] for c in result["candidates"])
     assert result["baseline"]["task"] == "artists" and len(result["baseline"]["scores"]) == 2
-    assert result["beats_baseline"] == (result["winner"]["retrain_mean"] > result["baseline"]["mean"])
+    gap = result["winner"]["retrain_mean"] - result["baseline"]["mean"]
+    spread = result["winner"]["retrain_sd"] + result["baseline"]["sd"]
+    assert result["verdict"] == ("beats" if gap > spread else "within noise" if gap > 0 else "does not beat")
+    assert result["beats_baseline"] == (result["verdict"] == "beats")
     assert [s["split_seed"] for s in result["split_seeds"]] == [1]
     assert rundir.load_config(project / "splits" / "split1" / "winner" / "seed1").split_seed == 1
     assert (project / "candidates.md").read_text().startswith("| rank | trial | epochs | search_score | retrain |")
@@ -217,6 +220,15 @@ def test_a_finished_search_resumes_without_training_and_the_cli_prints_the_table
     assert text[1].split() == ["rank", "trial", "epochs", "search_score", "retrain", "optimism", "overrides"]
     assert any(line.startswith("winner: trial ") and "hand recipe artists on the same seeds" in line for line in text)
     assert text[-1].endswith(result["command"])
+
+
+def test_the_winner_beats_the_hand_recipe_only_beyond_the_seeds_spread():
+    from tuning.search import verdict
+
+    assert verdict(0.7253, 0.0110, 0.7143, 0.0110) == "within noise"  # ahead by 1.1 points, spread 2.2
+    assert verdict(0.7600, 0.0100, 0.7143, 0.0110) == "beats"
+    assert verdict(0.7100, 0.0100, 0.7143, 0.0110) == "does not beat"
+    assert verdict(0.72, None, 0.71, None) == "beats"  # one seed: no spread to go by
 
 
 def test_hyperband_budgets_become_the_trials_epochs(tmp_path):

@@ -208,6 +208,15 @@ def _train_seeds(task, sets, seeds, data_dir, folder, progress, label):
     return scores
 
 
+def verdict(winner_mean, winner_sd, hand_mean, hand_sd):
+    """"beats" when the winner's mean is ahead of the hand recipe's by more than the seeds' spread (the two
+    standard deviations added), "within noise" when it is ahead by less, "does not beat" otherwise; with one
+    seed there is no spread to go by, and "beats" needs only the higher mean."""
+    if winner_mean <= hand_mean:
+        return "does not beat"
+    return "beats" if winner_mean - hand_mean > (winner_sd or 0.0) + (hand_sd or 0.0) else "within noise"
+
+
 def finished_configurations(tuner):
     """One entry per distinct configuration, best first: its trial with the best score."""
     best = {}
@@ -322,9 +331,10 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
         "command": reproduce_command(task, data_dir, winner_sets),
         "baseline": {"task": baseline, "scores": hand, "mean": hand_mean, "sd": hand_sd,
                      "command": reproduce_command(baseline, data_dir, overrides)},
-        "beats_baseline": winner["retrain_mean"] > hand_mean,
+        "verdict": verdict(winner["retrain_mean"], winner["retrain_sd"], hand_mean, hand_sd),
         "split_seeds": splits,
     }
+    summary["beats_baseline"] = summary["verdict"] == "beats"
     if splits:
         summary["split_winner_mean"], summary["split_winner_sd"] = mean_sd([s["winner"] for s in splits])
         summary["split_baseline_mean"], summary["split_baseline_sd"] = mean_sd([s["baseline"] for s in splits])
