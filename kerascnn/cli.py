@@ -215,6 +215,8 @@ def cmd_experiment(args):
 
     if args.list or not args.name:
         rows = [{"study": s.name, "task": s.task, "variants": len(s.variants), "seeds": s.repeats,
+                 "reproduce runs": " ".join((["--only", *s.reproduce_only] if s.reproduce_only else [])
+                                            + (["--set", *s.reproduce_sets] if s.reproduce_sets else [])) or "all",
                  "what": s.description}
                 for s in STUDIES.values()]
         return emit(args, format_table(rows), rows)

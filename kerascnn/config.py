@@ -69,6 +69,7 @@ class Config:
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 1e-5
     fine_tune_from: str = ""
+    fine_tune_batch_norm: bool = False
     track_test: bool = False
     input_pipeline: str = "auto"
     train_loop: str = "auto"
@@ -128,7 +129,10 @@ FIELD_HELP = {
                   "(same result, less tracing; see kerascnn/speedups/fused_adam.py)",
     "fine_tune_epochs": "second phase: unfreeze the backbone and train this many more epochs",
     "fine_tune_learning_rate": "learning rate of the fine-tuning phase",
-    "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen",
+    "fine_tune_from": "first layer to unfreeze in the fine-tuning phase ('' = all); batch norm stays frozen unless "
+                      "fine_tune_batch_norm",
+    "fine_tune_batch_norm": ("true also trains the unfrozen batch norm layers, so their statistics move to the "
+                             "target's images and resolution (false: inference mode, as Keras recommends)"),
     "track_test": "evaluate the test split after every epoch (test_loss, test_accuracy in the history)",
     "input_pipeline": "auto (tf.data when TensorFlow is installed) | tfdata | numpy (keras PyDataset)",
     "train_loop": "auto (graph wherever it applies) | graph (TensorFlow: many steps per call from in-memory "

@@ -34,8 +34,13 @@ class Step:
     kind: str  # "train", "experiment" or "report"
     name: str  # a task, a study or a family
     family: str
-    sets: list = field(default_factory=list)  # --set overrides: the backbone run of a transfer step
+    sets: list = field(default_factory=list)  # --set overrides: the backbone run, a study's overnight sizing
+    backbone: str = None  # the run directory a transfer step starts from
     repeats: int = 1
+    only: list = field(default_factory=list)  # a study's variants, where it runs a subset (empty: all)
+    # {variant: task}: a study variant whose seed-0 run is a task's default run, made by an earlier step and
+    # linked into the study instead of being trained twice.
+    reuse: dict = field(default_factory=dict)
     estimate_s: float = None
 
     def command(self, root):
@@ -45,6 +50,7 @@ class Step:
         elif self.kind == "experiment":
             parts = ["kerascnn", "experiment", self.name, "--out", str(root / "studies")]
             parts += ["--repeats", str(self.repeats)] if self.repeats > 1 else []
+            parts += ["--only", *self.only] if self.only else []
         else:
             parts = ["kerascnn", "report", self.name, "--runs", str(root / "runs"), "--studies", str(root / "studies"),
                      "--tuning", str(root / "tuning"), "--out", str(root / "reports" / f"{self.name}.md")]
@@ -63,8 +69,8 @@ def family_studies(family):
     return [name for name in STUDIES if name.split(".")[0] == family]
 
 
-def _backbone_sets(pretrained_on, setting, root):
-    return [f"{setting}={Path(root) / 'runs' / pretrained_on}"] if pretrained_on else []
+def _backbone_run(pretrained_on, root):
+    return str(Path(root) / "runs" / pretrained_on) if pretrained_on else None
 
 
 def plan_steps(families, root):
@@ -80,14 +86,16 @@ def plan_steps(families, root):
     wanted_studies = [s for f in families for s in family_studies(f)]
     pretraining = [TASKS[t].pretrained_on for t in wanted_tasks if TASKS[t].pretrained_on]
     pretraining += [STUDIES[s].pretrained_on for s in wanted_studies if STUDIES[s].pretrained_on]
-    steps, done = [], set()
+    steps, trained = [], {}  # trained: a planned task's recipe -> the task
 
     def train_step(task):
-        if task not in done:
-            done.add(task)
+        if task not in trained.values():
             spec = TASKS[task]
-            steps.append(Step("train", task, DATASET_FAMILY[spec.config.dataset],
-                              _backbone_sets(spec.pretrained_on, spec.backbone_setting, root)))
+            backbone = _backbone_run(spec.pretrained_on, root)
+            step = Step("train", task, DATASET_FAMILY[spec.config.dataset],
+                        [f"{spec.backbone_setting}={backbone}"] if backbone else [], backbone=backbone)
+            trained[_recipe(step_configs(step)[0])] = task
+            steps.append(step)
 
     for task in dict.fromkeys(pretraining):  # backbones first: later steps read their runs
         train_step(task)
@@ -96,43 +104,82 @@ def plan_steps(families, root):
             train_step(task)
         for name in family_studies(family):
             study = STUDIES[name]
-            sets = _backbone_sets(study.pretrained_on, study.backbone_setting, root)
-            steps.append(Step("experiment", name, family, sets, repeats=study.repeats))
+            backbone = _backbone_run(study.pretrained_on, root)
+            sets = ([f"{study.backbone_setting}={backbone}"] if backbone else []) + study.reproduce_sets
+            step = Step("experiment", name, family, sets, backbone=backbone, repeats=study.repeats,
+                        only=study.reproduce_only)
+            step.reuse = {variant: trained[_recipe(cfg)] for variant, seed, cfg in study_runs(step)
+                          if seed == 0 and _recipe(cfg) in trained}
+            steps.append(step)
         steps.append(Step("report", family, family))
     return steps
 
 
+def _recipe(cfg):
+    """What makes two runs the same run: the config, whatever task name it was reached through."""
+    from kerascnn.experiments.runner import comparable
+
+    return json.dumps({k: v for k, v in comparable(cfg.to_dict()).items() if k != "task"}, sort_keys=True)
+
+
 # ---------------------------------------------------------------- estimates
 
-def step_configs(step):
-    """Every run config a step trains (a study: each variant times each seed)."""
+def study_runs(step):
+    """(variant, seed, config) of every run an experiment step makes, as the study runner resolves them."""
     from kerascnn.experiments import STUDIES
+    from kerascnn.tasks import resolve_config
+
+    study = STUDIES[step.name]
+    return [(name, seed, resolve_config(study.task, study.base + overrides + step.sets + [f"seed={seed}"]))
+            for name, overrides in study.variants if not step.only or name in step.only
+            for seed in range(step.repeats)]
+
+
+def step_configs(step, *, reused=True):
+    """Every run config a step makes (a study: each variant times each seed; ``reused=False`` leaves out the
+    runs an earlier task step makes)."""
     from kerascnn.tasks import resolve_config
 
     if step.kind == "train":
         return [resolve_config(step.name, step.sets)]
     if step.kind == "experiment":
-        study = STUDIES[step.name]
-        return [resolve_config(study.task, study.base + overrides + step.sets)
-                for _, overrides in study.variants for _ in range(step.repeats)]
+        return [cfg for variant, seed, cfg in study_runs(step)
+                if reused or not (seed == 0 and variant in step.reuse)]
     return []
+
+
+def run_phases(cfg):
+    """(config, epochs) per training phase. A recipe that trains the head on a frozen backbone and then
+    fine-tunes has two, at very different speeds: a frozen ResNet-50 at 96 px trains about 4x faster than a
+    whole one."""
+    if cfg.model_args.get("train_backbone") is False and cfg.fine_tune_epochs:
+        whole = cfg.replace(model_args={**cfg.model_args, "train_backbone": True})
+        return [(cfg, cfg.epochs), (whole, cfg.fine_tune_epochs)]
+    return [(cfg, cfg.epochs + cfg.fine_tune_epochs)]
 
 
 def shape_key(cfg):
     """What step throughput depends on most: the model, its input and batch, and whether the backbone trains."""
-    frozen = cfg.model_args.get("train_backbone") is False and not cfg.fine_tune_epochs
+    frozen = cfg.model_args.get("train_backbone") is False
     return f"{cfg.model}|{cfg.image_size}px|batch{cfg.batch_size}|{'frozen' if frozen else 'trained'}"
 
 
 def dataset_sizes(cfg, cache):
-    """(train, val) image counts of ``cfg``'s dataset and split, loaded once and remembered in ``cache``."""
+    """(train, val, test) image counts of ``cfg``'s dataset and split, loaded once and remembered in ``cache``."""
     from kerascnn.data import load_dataset
 
     key = f"{cfg.dataset}|{cfg.val_fraction}"
-    if key not in cache:
+    if len(cache.get(key, ())) != 3:
         splits = load_dataset(cfg)
-        cache[key] = [len(splits.train.x), len(splits.val.x)]
+        cache[key] = [len(splits.train.x), len(splits.val.x), len(splits.test.x) if splits.test else 0]
     return cache[key]
+
+
+def without_weights(cfg):
+    """``cfg`` with its model's weights drawn at random: speed does not depend on them, and the backbone run or
+    download a step names need not exist when its time is estimated."""
+    model_args = {**cfg.model_args, "weights": None} if "weights" in cfg.model_args else cfg.model_args
+    return cfg.replace(model_args=model_args, feature_weights=None)
 
 
 def measure_throughput(cfg, cache, images=None):
@@ -149,9 +196,13 @@ def measure_throughput(cfg, cache, images=None):
 
 
 def estimate_run_seconds(cfg, images_per_s, sizes):
-    train_images, val_images = sizes
-    epochs = cfg.epochs + cfg.fine_tune_epochs
-    return RUN_OVERHEAD_S + epochs * (train_images + VALIDATION_COST * val_images) / images_per_s
+    """A run's wall time from ``images_per_s(phase_cfg)`` and its (train, val, test) sizes: each epoch trains on
+    the training images and evaluates the validation images, and the test images too when the recipe tracks
+    test accuracy."""
+    train_images, val_images, test_images = sizes
+    evaluated = val_images + (test_images if cfg.track_test else 0)
+    return RUN_OVERHEAD_S + sum(epochs * (train_images + VALIDATION_COST * evaluated) / images_per_s(phase)
+                                for phase, epochs in run_phases(cfg))
 
 
 def load_cache(root):
@@ -165,15 +216,19 @@ def estimate(steps, *, root, data_root=None, progress=None):
     from kerascnn.io import write_json
 
     cache = load_cache(root)
+
+    def images_per_s(cfg):
+        if progress is not None and shape_key(cfg) not in cache["images_per_s"]:
+            progress(f"measuring step throughput of {shape_key(cfg)}")
+        measured = measure_throughput(cfg, cache["images_per_s"])
+        write_json(Path(root) / "throughput.json", cache)
+        return measured
+
     for step in steps:
         total = 0.0
-        for cfg in step_configs(step):
-            cfg = cfg.replace(data_dir=_data_dir(cfg, data_root))
-            key = shape_key(cfg)
-            if progress is not None and key not in cache["images_per_s"]:
-                progress(f"measuring step throughput of {key}")
-            ips = measure_throughput(cfg, cache["images_per_s"])
-            total += estimate_run_seconds(cfg, ips, dataset_sizes(cfg, cache["sizes"]))
+        for cfg in step_configs(step, reused=False):
+            cfg = without_weights(cfg.replace(data_dir=_data_dir(cfg, data_root)))
+            total += estimate_run_seconds(cfg, images_per_s, dataset_sizes(cfg, cache["sizes"]))
             write_json(Path(root) / "throughput.json", cache)
         step.estimate_s = total if step.kind != "report" else 60.0
     return steps
@@ -203,10 +258,9 @@ def check_inputs(steps, *, root, data_root=None):
             problems.append(f"dataset {dataset}: nothing at {folder} (see `kerascnn data info` for its layout, or pass "
                             "--data-root)")
     for step in steps:
-        for setting in step.sets:
-            run = Path(setting.split("=", 1)[1])
-            if run.name not in planned and not (run / "best.keras").exists():
-                problems.append(f"{step.name}: backbone run {run} is missing and no step trains it")
+        run = Path(step.backbone) if step.backbone else None
+        if run and run.name not in planned and not (run / "best.keras").exists():
+            problems.append(f"{step.name}: backbone run {run} is missing and no step trains it")
     return problems
 
 
@@ -237,8 +291,9 @@ def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
         elif step.kind == "experiment":
             study = STUDIES[step.name]
             data_dir = _data_dir(resolve_config(study.task), data_root)
+            link_reused_runs(step, root)
             run_study(step.name, overrides=step.sets, repeats=step.repeats, data_dir=data_dir,
-                      out_root=root / "studies", quiet=True)
+                      out_root=root / "studies", quiet=True, only=step.only)
         else:
             build_report(task=step.name, runs=str(root / "runs"), studies=str(root / "studies"),
                          tuning=str(root / "tuning"), out=str(root / "reports" / f"{step.name}.md"))
@@ -248,6 +303,18 @@ def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
     return results
 
 
+def link_reused_runs(step, root):
+    """Make each reused variant's seed-0 run directory a link to the task's run, which the study runner then
+    finds finished (it checks the recipe) instead of training it again."""
+    import os
+
+    for variant, task in step.reuse.items():
+        link = Path(root) / "studies" / step.name / "runs" / variant / "seed0"
+        if not link.exists() and not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(Path(root) / "runs" / task, link.parent), target_is_directory=True)
+
+
 def _hms(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -255,7 +322,6 @@ def _hms(seconds):
 
 def plan_rows(steps, root):
     return [{"step": k, "family": s.family, "kind": s.kind, "name": s.name,
-             "runs": len(step_configs(s)) if s.kind != "report" else 0,
+             "runs": len(step_configs(s, reused=False)), "reused": ", ".join(sorted(set(s.reuse.values()))),
              "estimate": _hms(s.estimate_s), "estimate_s": round(s.estimate_s, 1), "command": s.command(root)}
             for k, s in enumerate(steps, start=1)]
-

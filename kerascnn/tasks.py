@@ -119,16 +119,16 @@ register_task(
 # ---- pretraining on Caltech-101, the offline stand-in for ImageNet ----
 # Each trains a backbone from scratch on Caltech-101's 101 object classes, so a clip-art, CIFAR-10 or faces
 # task can start from it with model.weights=RUN_DIR. Preprocessing matches the target task's, resolution and
-# epochs are sized from the step throughput so a run fits about an hour on a 2-core CPU (BENCHMARKS.md,
-# "Pretraining on Caltech-101"); a
-# backbone loads at another resolution, since convolution weights do not depend on input size.
+# epochs are sized from the step throughput so a run fits 45 minutes on a 2-core CPU (BENCHMARKS.md,
+# "Pretraining on Caltech-101"; `kerascnn reproduce caltech101 --plan` estimates them). A backbone loads at
+# another resolution, since convolution weights do not depend on input size.
 _PRETRAIN = dict(dataset="caltech101", val_fraction=0.1, optimizer="adam", lr_schedule="cosine", warmup_epochs=1,
                  label_smoothing=0.1, augment=["flip", "translate:0.1", "zoom:0.15"])
 register_task(
     "caltech101_resnet50",
     "Keras's ResNet-50 trained from scratch on Caltech-101 at 64 px: a backbone for clipart_resnet50_finetune",
     model="resnet50", preprocess="caffe", image_size=64, model_args={"weights": None, "train_backbone": True},
-    epochs=20, batch_size=32, learning_rate=1e-3, **_PRETRAIN,
+    epochs=16, batch_size=32, learning_rate=1e-3, **_PRETRAIN,
 )
 register_task(
     "caltech101_vgg11_bn",

@@ -119,9 +119,10 @@ def compile_model(model, cfg):
     model.optimizer.build(model.trainable_variables)
 
 
-def unfreeze_for_fine_tuning(model, first_layer=""):
-    """Make layers from ``first_layer`` on trainable; batch norm stays frozen (inference mode),
-    as Keras recommends when fine-tuning, so small batches do not wreck its statistics."""
+def unfreeze_for_fine_tuning(model, first_layer="", batch_norm=False):
+    """Make layers from ``first_layer`` on trainable. Batch norm stays frozen (inference mode) unless
+    ``batch_norm``: Keras recommends frozen so small batches do not wreck its statistics, but statistics
+    learnt on another domain or resolution can be the thing that needs to move."""
     import keras
 
     names = [layer.name for layer in model.layers]
@@ -129,7 +130,7 @@ def unfreeze_for_fine_tuning(model, first_layer=""):
         raise ValueError(f"fine_tune_from={first_layer!r} is not a layer of {model.name}")
     start = names.index(first_layer) if first_layer else 0
     for layer in model.layers[start:]:
-        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = batch_norm or not isinstance(layer, keras.layers.BatchNormalization)
 
 
 def train(cfg=None, *, run_dir=None, resume=None, quiet=False, runs_root="runs", on_start=None):
@@ -250,7 +251,7 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
         if state["phase"] == "train":
             # Second phase: unfreeze, recompile with the fine-tuning LR, give early stopping a fresh start.
             with scope():
-                unfreeze_for_fine_tuning(model, cfg.fine_tune_from)
+                unfreeze_for_fine_tuning(model, cfg.fine_tune_from, cfg.fine_tune_batch_norm)
                 compile_model(model, cfg.replace(learning_rate=cfg.fine_tune_learning_rate))
             state.update(phase="fine_tune", wait=0, stopped_early=False)
         if not state["stopped_early"]:

@@ -165,7 +165,7 @@ def test_frozen_backbone_survives_training_and_a_run_dir_is_a_weights_source(tmp
 
 def test_transfer_study_variants_differ_only_in_their_start_and_what_trains(tmp_path, backbone_file):
     """clipart.transfer passes one backbone to every variant: "scratch" ignores it, the others load it;
-    all four spend the same epochs, and the table names each one's start and schedule."""
+    all five spend the same epochs, and the table names each one's start and schedule."""
     from kerascnn.experiments import STUDIES
     from kerascnn.experiments.transfer import describe_backbone
     from kerascnn.models import create_model
@@ -173,13 +173,15 @@ def test_transfer_study_variants_differ_only_in_their_start_and_what_trains(tmp_
 
     path, standalone = backbone_file
     study = STUDIES["clipart.transfer"]
-    assert [name for name, _ in study.variants] == ["scratch", "frozen", "fine_tune_stage5", "fine_tune_all"]
+    assert [name for name, _ in study.variants] == ["scratch", "frozen", "fine_tune_stage5", "fine_tune_all",
+                                                       "fine_tune_all_bn"]
     configs = {name: resolve_config(study.task, study.base + overrides + [f"model.weights={path}"])
                for name, overrides in study.variants}
     assert {cfg.epochs + cfg.fine_tune_epochs for cfg in configs.values()} == {9}
     assert [describe_backbone(cfg).split(", ", 1)[1] for cfg in configs.values()] == [
         "trained", "frozen", "frozen 3 epochs, then fine-tuned 6 from conv5_block1_1_conv",
-        "frozen 3 epochs, then fine-tuned 6 from the first layer"]
+        "frozen 3 epochs, then fine-tuned 6 from the first layer",
+        "frozen 3 epochs, then fine-tuned 6 from the first layer with batch norm trained"]
     scratch, frozen = (create_model("resnet50", (32, 32, 3), 3, **configs[name].model_args)
                        for name in ("scratch", "frozen"))
     assert_same_backbone(frozen, standalone, ["conv1_conv", "conv5_block3_3_bn"])

@@ -51,14 +51,41 @@ def test_estimates_follow_the_measured_throughput_and_the_data(tmp_path):
     cfg = resolve_config("artists")
     (tmp_path / "throughput.json").write_text(json.dumps({
         "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
-        "sizes": {f"artists|{cfg.val_fraction}": [360, 91]}}))
+        "sizes": {f"artists|{cfg.val_fraction}": [360, 91, 0]}}))
     estimate(steps, root=tmp_path)
     assert steps[0].estimate_s == pytest.approx(20 + cfg.epochs * (360 + 91 / 3) / 100)
     pooling = next(s for s in steps if s.name == "artists.pooling")
-    assert pooling.estimate_s == pytest.approx(sum(estimate_run_seconds(c, 100.0, (360, 91))
-                                                   for c in step_configs(pooling)))
+    assert pooling.estimate_s == pytest.approx(sum(estimate_run_seconds(c, lambda _: 100.0, (360, 91, 0))
+                                                   for c in step_configs(pooling, reused=False)))
     assert len(step_configs(pooling)) == 3 * len(STUDIES["artists.pooling"].variants)
-    assert estimate_run_seconds(resolve_config("clipart_resnet50_finetune"), 10.0, (100, 0)) == 20 + 9 * 10
+    # Its no_pooling variant at seed 0 is the artists task's default run, trained once, in step 1.
+    assert pooling.reuse == {"no_pooling": "artists"}
+    assert len(step_configs(pooling, reused=False)) == len(step_configs(pooling)) - 1
+
+
+def test_a_frozen_head_phase_and_its_fine_tuning_are_timed_at_their_own_speeds():
+    finetune = resolve_config("clipart_resnet50_finetune")  # 3 epochs on a frozen backbone, then 6 on all of it
+    speeds = {"frozen": 40.0, "trained": 10.0}
+
+    def images_per_s(cfg):
+        return speeds[shape_key(cfg).rsplit("|", 1)[1]]
+
+    assert estimate_run_seconds(finetune, images_per_s, (100, 0, 0)) == 20 + 3 * 100 / 40 + 6 * 100 / 10
+    # Test images count only where the recipe evaluates them every epoch.
+    faces = resolve_config("faces_alexnet_finetune")
+    assert faces.track_test
+    assert estimate_run_seconds(faces, lambda _: 10.0, (100, 30, 60)) == pytest.approx(
+        20 + faces.epochs * (100 + 90 / 3) / 10)
+    assert estimate_run_seconds(resolve_config("artists"), lambda _: 10.0, (100, 30, 60)) == pytest.approx(
+        20 + resolve_config("artists").epochs * (100 + 30 / 3) / 10)
+
+
+def test_estimates_never_need_the_backbone_weights(tmp_path):
+    from kerascnn.reproduce import without_weights
+
+    step = next(s for s in plan_steps(["clipart"], tmp_path) if s.name == "clipart_resnet50_finetune")
+    cfg = without_weights(step_configs(step)[0])
+    assert cfg.model_args["weights"] is None and cfg.model_args["train_backbone"] is False
 
 
 def test_missing_inputs_are_named_and_the_dry_run_fails(tmp_path, capsys):
@@ -93,6 +120,10 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "runs" / "tiny_artists" / "metrics.json").exists()
     assert sorted(p.parent.name + "/" + p.name for p in (tmp_path / "out" / "studies" / "artists.tiny" / "runs")
                   .glob("*/seed*")) == ["a/seed0", "a/seed1", "b/seed0", "b/seed1"]
+    # Variant a at seed 0 has the task's recipe: the study links the task's run instead of training it again.
+    linked = tmp_path / "out" / "studies" / "artists.tiny" / "runs" / "a" / "seed0"
+    assert linked.is_symlink() and linked.resolve() == (tmp_path / "out" / "runs" / "tiny_artists").resolve()
+    assert not (tmp_path / "out" / "studies" / "artists.tiny" / "runs" / "b" / "seed0").is_symlink()
     assert (tmp_path / "out" / "reports" / "artists.md").exists()
     steps = [line for line in lines if line.startswith("step ")]
     assert steps[0].startswith("step 1 of 3: kerascnn train --task tiny_artists") and "left)" in steps[0]

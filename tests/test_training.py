@@ -168,6 +168,30 @@ def test_plateau_schedule_and_fine_tuning_phase(image_folder, tmp_path):
     assert not last.get_layer("bn1").trainable and last.get_layer("conv1").trainable
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_fine_tuning_trains_batch_norm_only_when_asked(batch_norm):
+    import keras
+
+    from kerascnn.train import unfreeze_for_fine_tuning
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.Conv2D(4, 3, name="conv2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    model = keras.Model(inputs, x)
+    for layer in model.layers:
+        layer.trainable = False
+    unfreeze_for_fine_tuning(model, "conv2", batch_norm=batch_norm)
+    assert not model.get_layer("conv1").trainable and not model.get_layer("bn1").trainable
+    assert model.get_layer("conv2").trainable and model.get_layer("bn2").trainable == batch_norm
+    x = np.random.default_rng(0).normal(3.0, 1.0, (16, 8, 8, 3)).astype("float32")
+    before = np.asarray(model.get_layer("bn2").moving_mean).copy()
+    model(x, training=True)
+    moved = not np.allclose(before, np.asarray(model.get_layer("bn2").moving_mean))
+    assert moved == batch_norm
+
+
 def test_pixelwise_preprocessing_is_fitted_to_the_training_images_and_saved(image_folder, tmp_path):
     from kerascnn.data import load_dataset
 

@@ -23,12 +23,20 @@ class Study:
     repeats: int = 1  # seeds per variant by default: enough that the study's gaps can be told from noise
     pretrained_on: str = None  # the pretraining task whose run `kerascnn reproduce` passes in backbone_setting
     backbone_setting: str = "model.weights"  # feature_weights where the study trains on cached features
+    # What `kerascnn reproduce` runs where the whole grid does not fit the overnight budget: the informative
+    # variants (empty: all) and --set overrides (e.g. fewer epochs). `kerascnn experiment` runs the whole grid.
+    reproduce_only: list = field(default_factory=list)
+    reproduce_sets: list = field(default_factory=list)
 
 
 def study(name, task, description, variants, base=(), sweep=None, post=None, repeats=1, pretrained_on=None,
-          backbone_setting="model.weights"):
+          backbone_setting="model.weights", reproduce_only=(), reproduce_sets=()):
+    names = [n for n, _ in variants]
+    unknown = sorted(set(reproduce_only) - set(names))
+    if unknown:
+        raise ValueError(f"study {name}: reproduce_only names unknown variants {unknown}")
     STUDIES[name] = Study(name, task, description, [(n, list(o)) for n, o in variants], list(base), sweep, post,
-                          repeats, pretrained_on, backbone_setting)
+                          repeats, pretrained_on, backbone_setting, list(reproduce_only), list(reproduce_sets))
 
 
 def load_studies():

@@ -26,7 +26,8 @@ def get_study(name):
     return STUDIES[name]
 
 
-def _comparable(cfg_dict):
+def comparable(cfg_dict):
+    """A config without the settings that say where things are, not what is trained."""
     return {k: v for k, v in cfg_dict.items() if k not in ("data_dir", "cache_dir")}
 
 
@@ -35,7 +36,8 @@ def train_variant(cfg, run_dir, quiet):
 
     if (run_dir / "metrics.json").exists():
         saved = rundir.load_config(run_dir).to_dict()
-        if _comparable(saved) != _comparable(cfg.to_dict()):
+        # The task name only labels a recipe: a task's default run is also a study variant with the same recipe.
+        if {**comparable(saved), "task": None} != {**comparable(cfg.to_dict()), "task": None}:
             raise ValueError(f"{run_dir} finished with a different configuration; delete it or choose another --out")
         return rundir.read_json(run_dir, "metrics.json")
     if (run_dir / "config.json").exists():

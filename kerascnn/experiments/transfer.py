@@ -26,7 +26,8 @@ def describe_backbone(cfg):
         how = "trained"
     elif cfg.fine_tune_epochs:
         how = (f"frozen {cfg.epochs} epochs, then fine-tuned {cfg.fine_tune_epochs} "
-               f"from {cfg.fine_tune_from or 'the first layer'}")
+               f"from {cfg.fine_tune_from or 'the first layer'}"
+               f"{' with batch norm trained' if cfg.fine_tune_batch_norm else ''}")
     else:
         how = "frozen"
     return f"{start}, {how}"
