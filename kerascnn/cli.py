@@ -275,13 +275,16 @@ def cmd_reproduce(args):
             {"step": k, "family": s.family, "kind": s.kind, "name": s.name, "command": s.command(args.root)}
             for k, s in enumerate(steps, start=1)]
         total = sum(s.estimate_s for s in steps) if args.plan else None
-        lines = [format_table([{k: v for k, v in r.items() if k not in ("estimate_s", "command")} for r in rows])]
+        left = sum(s.left_s for s in steps) if args.plan else None
+        hidden = ("estimate_s", "left_s", "command")
+        lines = [format_table([{k: v for k, v in r.items() if k not in hidden} for r in rows])]
         if args.plan:
-            lines.append(f"total: {total / 3600:.1f} h on this machine (estimated from the step benchmark; "
-                         f"throughputs in {Path(args.root) / 'throughput.json'})")
+            lines.append(f"total: {total / 3600:.1f} h on this machine, {left / 3600:.1f} h of it left under "
+                         f"{args.root} (estimated from the step benchmark; throughputs in "
+                         f"{Path(args.root) / 'throughput.json'})")
         lines += [f"problem: {p}" for p in problems] or ["inputs: every dataset and backbone source is present "
                                                        "or planned"]
-        emit(args, "\n".join(lines), {"steps": rows, "total_s": total, "problems": problems})
+        emit(args, "\n".join(lines), {"steps": rows, "total_s": total, "left_s": left, "problems": problems})
         return 1 if problems else 0
     results = run_reproduce(families=args.families, root=args.root, data_root=args.data_root, progress=progress)
     emit(args, format_table(results), {"steps": results})

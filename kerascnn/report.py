@@ -141,7 +141,13 @@ def receptive_field_section(tasks, runs=None):
     return ["## Receptive fields", ""] + lines if lines else []
 
 
-def study_section(name, study_dir, out):
+STUDY_FIGURES = (("sweep.png", "accuracy against the swept value"),
+                 ("robustness.png", "accuracy on transformed validation images"),
+                 ("transformed_examples.png", "one validation image under each transformation"),
+                 ("curves.png", "validation (solid) and train (dotted) curves per variant"))
+
+
+def study_section(name, study_dir, out, figures=None):
     from kerascnn.experiments import STUDIES
 
     study = STUDIES.get(name)
@@ -158,12 +164,13 @@ def study_section(name, study_dir, out):
     if study and "overrides" not in (table[0] if table else ""):  # the table does not already say
         lines += ["Variants:", ""] + [f"- `{v}`: {' '.join(o) or '(the base recipe)'}" for v, o in study.variants]
         lines += [""]
-    for figure, caption in (("sweep.png", "accuracy against the swept value"),
-                            ("robustness.png", "accuracy on transformed validation images"),
-                            ("transformed_examples.png", "one validation image under each transformation"),
-                            ("curves.png", "validation (solid) and train (dotted) curves per variant")):
-        if (study_dir / figure).exists():
-            lines += [f"![{name}: {caption}]({_rel(study_dir / figure, out)})", "",
+    # The standard figures, then any a study's post hook drew (faces.weights: weights_hidden300.png).
+    known = [(study_dir / figure, caption) for figure, caption in STUDY_FIGURES]
+    drawn = [(path, path.stem.replace("_", " ")) for path in sorted(study_dir.glob("*.png"))
+             if path.name not in dict(STUDY_FIGURES)]
+    for path, caption in known + drawn:
+        if path.exists():
+            lines += [f"![{name}: {caption}]({_rel(publish_figure(path, figures), out)})", "",
                       f"*Figure: {name}, {caption}.*", ""]
     return lines
 
@@ -179,9 +186,12 @@ def tuning_section(summary, summary_path, out):
              f"{len(summary['candidates'])} were retrained for {summary['max_epochs']} epochs on seeds {seeds}; "
              "optimism is the search score minus the retrain mean.", ""]
     lines += markdown_lines(candidate_rows(summary["candidates"]), CANDIDATE_COLUMNS) + [""]
+    from tuning.search import verdict as judge
+
+    # Searches written before summaries carried a verdict are judged here the same way.
+    verdict = summary.get("verdict") or judge(winner["retrain_mean"], winner["retrain_sd"], hand["mean"], hand["sd"])
     verdict = {"beats": "beats it beyond the seeds' spread", "within noise": "is ahead of it only within the "
-               "seeds' spread", "does not beat": "does not beat it"}[summary.get("verdict") or (
-                   "beats" if summary["beats_baseline"] else "does not beat")]
+               "seeds' spread", "does not beat": "does not beat it"}[verdict]
     lines += [f"Winner: trial {winner['trial']}, val accuracy **{format_mean_sd(winner['retrain_mean'], winner['retrain_sd'])}**; "
               f"the hand recipe `{hand['task']}` on the same seeds: {format_mean_sd(hand['mean'], hand['sd'])}. "
               f"The winner {verdict}.", ""]
@@ -212,8 +222,8 @@ def run_result(run_dir):
 
 
 def runs_section(tasks, runs_root, out, figures):
-    """Each covered task's run under ``runs_root``: one table, then its curves and confusion matrix, then the
-    family's assignment figures (``RUN_FIGURES``)."""
+    """Each covered task's run under ``runs_root``: one table, the curves of all of them overlaid, each one's
+    confusion matrix, then the family's assignment figures (``RUN_FIGURES``)."""
     from kerascnn.vis.commands import visualize
 
     found = [t for t in tasks if (Path(runs_root) / t / "metrics.json").exists()]
@@ -229,22 +239,19 @@ def runs_section(tasks, runs_root, out, figures):
              "training on this machine):", ""]
     lines += markdown_lines(table, ["task", "val_accuracy", "test_accuracy", "epochs", "resolution", "seed",
                                     "minutes", "command"]) + [""]
-    if len(rows) > 1:
-        from kerascnn import rundir
-        from kerascnn.vis.curves import plot_overlaid
+    # One figure of every task's curves: per-task curve figures would repeat it and crowd the guides.
+    from kerascnn import rundir
+    from kerascnn.vis.curves import plot_overlaid
 
-        overlaid = Path(runs_root) / "overlaid" / f"{task_family(tasks[0])}.png"
-        plot_overlaid(overlaid, {r["task"]: rundir.read_history(r["run_dir"]) for r in rows},
-                      f"{task_family(tasks[0])}: every task at its defaults")
-        lines += [f"![the tasks' curves overlaid]({_rel(publish_figure(overlaid, figures), out)})", "",
-                  "*Figure: validation accuracy and loss of every task above, overlaid (train dotted).*", ""]
+    overlaid = Path(runs_root) / "overlaid" / f"{task_family(tasks[0])}.png"
+    plot_overlaid(overlaid, {r["task"]: rundir.read_history(r["run_dir"]) for r in rows},
+                  f"{task_family(tasks[0])}: every task at its defaults")
+    lines += [f"![the tasks' curves overlaid]({_rel(publish_figure(overlaid, figures), out)})", "",
+              "*Figure: validation accuracy and loss of every task above, overlaid (train dotted).*", ""]
     for row in rows:
-        run_dir = Path(row["run_dir"])
-        curves = visualize(run_dir, kind="curves", out=run_dir / "vis")[0]
-        matrix = visualize(run_dir, kind="confusion", out=run_dir / "eval")[0]
-        for path, caption in ((curves, "loss and accuracy per epoch"), (matrix, "validation confusion matrix")):
-            lines += [f"![{row['task']}: {caption}]({_rel(publish_figure(path, figures), out)})", "",
-                      f"*Figure: `{row['task']}`, {caption}.*", ""]
+        matrix = visualize(Path(row["run_dir"]), kind="confusion", out=Path(row["run_dir"]) / "eval")[0]
+        lines += [f"![{row['task']}: validation confusion matrix]({_rel(publish_figure(matrix, figures), out)})", "",
+                  f"*Figure: `{row['task']}`, validation confusion matrix.*", ""]
     family = task_family(tasks[0])
     for task, kind, caption in RUN_FIGURES.get(family, []):
         if task in found:
@@ -299,7 +306,7 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
     if study_dirs:
         lines += ["## Studies", ""]
         for d in study_dirs:
-            lines += study_section(d.name, d, out)
+            lines += study_section(d.name, d, out, figures)
 
     summaries = sorted(p for p in tuning_root.glob("*/summary.json")
                        if covers(task, json.loads(p.read_text()).get("task", "")))

@@ -23,10 +23,12 @@ FAMILIES = ("artists", "cifar10", "caltech101", "clipart", "faces")
 # A dataset's family; the faces_alexnet features are the faces assignment's part 2.2.
 DATASET_FAMILY = {"artists": "artists", "cifar10": "cifar10", "caltech101": "caltech101", "clipart": "clipart",
                   "faces": "faces", "faces_alexnet": "faces"}
-# Fixed costs of a run beyond its training steps: start-up, data loading, graph tracing, the final
-# evaluation and figures; and per epoch, validation (a forward pass costs about a third of a train step).
-RUN_OVERHEAD_S = 20.0
+# Fixed costs of a run beyond its training steps: building the model, tracing its steps, the final evaluation
+# and figures; and per epoch, validation (a forward pass costs about a third of a train step). The artists
+# studies, 3 s a run all told, put the fixed cost at 1-3 s; feature extraction and ZCA add a few more.
+RUN_OVERHEAD_S = 5.0
 VALIDATION_COST = 1 / 3
+REPORT_SECONDS = 60.0  # a report evaluates a few checkpoints and draws its figures
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Step:
     # {variant: task}: a study variant whose seed-0 run is a task's default run, made by an earlier step and
     # linked into the study instead of being trained twice.
     reuse: dict = field(default_factory=dict)
-    estimate_s: float = None
+    estimate_s: float = None  # the whole step's wall time
+    left_s: float = None  # the part of it whose runs are not finished yet
 
     def command(self, root):
         root = Path(root)
@@ -135,17 +138,23 @@ def study_runs(step):
             for seed in range(step.repeats)]
 
 
-def step_configs(step, *, reused=True):
-    """Every run config a step makes (a study: each variant times each seed; ``reused=False`` leaves out the
-    runs an earlier task step makes)."""
+def step_runs(step, root, *, reused=True):
+    """(run directory, config) of every run a step makes: a task's default run, or each variant times each seed
+    of a study (``reused=False`` leaves out the runs an earlier task step makes)."""
     from kerascnn.tasks import resolve_config
 
+    root = Path(root)
     if step.kind == "train":
-        return [resolve_config(step.name, step.sets)]
+        return [(root / "runs" / step.name, resolve_config(step.name, step.sets))]
     if step.kind == "experiment":
-        return [cfg for variant, seed, cfg in study_runs(step)
-                if reused or not (seed == 0 and variant in step.reuse)]
+        return [(root / "studies" / step.name / "runs" / variant / f"seed{seed}", cfg)
+                for variant, seed, cfg in study_runs(step) if reused or not (seed == 0 and variant in step.reuse)]
     return []
+
+
+def step_configs(step, *, reused=True):
+    """Every run config a step makes (see ``step_runs``)."""
+    return [cfg for _, cfg in step_runs(step, ".", reused=reused)]
 
 
 def run_phases(cfg):
@@ -212,7 +221,8 @@ def load_cache(root):
 
 def estimate(steps, *, root, data_root=None, progress=None):
     """Set each step's ``estimate_s`` from the step benchmark of its model shapes (measured once per shape and
-    kept in ROOT/throughput.json) and its dataset sizes; returns the steps."""
+    kept in ROOT/throughput.json) and its dataset sizes, and its ``left_s`` from the runs not finished under
+    ``root``; returns the steps."""
     from kerascnn.io import write_json
 
     cache = load_cache(root)
@@ -225,12 +235,13 @@ def estimate(steps, *, root, data_root=None, progress=None):
         return measured
 
     for step in steps:
-        total = 0.0
-        for cfg in step_configs(step, reused=False):
+        step.estimate_s = step.left_s = REPORT_SECONDS if step.kind == "report" else 0.0
+        for run_dir, cfg in step_runs(step, root, reused=False):
             cfg = without_weights(cfg.replace(data_dir=_data_dir(cfg, data_root)))
-            total += estimate_run_seconds(cfg, images_per_s, dataset_sizes(cfg, cache["sizes"]))
-            write_json(Path(root) / "throughput.json", cache)
-        step.estimate_s = total if step.kind != "report" else 60.0
+            seconds = estimate_run_seconds(cfg, images_per_s, dataset_sizes(cfg, cache["sizes"]))
+            step.estimate_s += seconds
+            step.left_s += 0.0 if (run_dir / "metrics.json").exists() else seconds
+    write_json(Path(root) / "throughput.json", cache)
     return steps
 
 
@@ -276,13 +287,13 @@ def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
     problems = check_inputs(steps, root=root, data_root=data_root)
     if problems:
         raise FileNotFoundError("cannot reproduce:\n  " + "\n  ".join(problems))
-    total, started, done = sum(s.estimate_s for s in steps), time.monotonic(), 0.0
+    left, started = sum(s.left_s for s in steps), time.monotonic()
     results = []
     for k, step in enumerate(steps, start=1):
         if progress is not None:
             elapsed = time.monotonic() - started
             progress(f"step {k} of {len(steps)}: {step.command(root)} (elapsed {_hms(elapsed)}, "
-                     f"about {_hms(max(0.0, total - done))} left)")
+                     f"about {_hms(max(0.0, left))} left)")
         t = time.monotonic()
         if step.kind == "train":
             cfg = resolve_config(step.name, step.sets)
@@ -297,7 +308,7 @@ def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
         else:
             build_report(task=step.name, runs=str(root / "runs"), studies=str(root / "studies"),
                          tuning=str(root / "tuning"), out=str(root / "reports" / f"{step.name}.md"))
-        done += step.estimate_s
+        left -= step.left_s
         results.append({"step": k, "kind": step.kind, "name": step.name, "seconds": round(time.monotonic() - t, 1),
                         "estimate_s": round(step.estimate_s, 1)})
     return results
@@ -323,5 +334,6 @@ def _hms(seconds):
 def plan_rows(steps, root):
     return [{"step": k, "family": s.family, "kind": s.kind, "name": s.name,
              "runs": len(step_configs(s, reused=False)), "reused": ", ".join(sorted(set(s.reuse.values()))),
-             "estimate": _hms(s.estimate_s), "estimate_s": round(s.estimate_s, 1), "command": s.command(root)}
+             "estimate": _hms(s.estimate_s), "left": _hms(s.left_s), "estimate_s": round(s.estimate_s, 1),
+             "left_s": round(s.left_s, 1), "command": s.command(root)}
             for k, s in enumerate(steps, start=1)]

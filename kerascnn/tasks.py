@@ -72,6 +72,20 @@ register_task(
     val_fraction=0.2, epochs=150, early_stopping=50, batch_size=128, optimizer="adam", learning_rate=1e-3,
 )
 
+register_task(
+    "artists_searched",
+    "the KerasTuner Hyperband winner over artists_tuned (docs/tuning.md): one 3x3 stride-2 conv of 16 "
+    "filters, 3x3/2 max pooling, dense 64, dropout 0.3 after the conv, flatten and dense layers, RMSprop, "
+    "and the robustness study's augmentation",
+    dataset="artists", model="simple_cnn", image_size=50, preprocess="centered",
+    model_args={"filters": [16], "kernel_size": [3], "strides": [2], "padding": "valid", "pooling": True,
+                "pool_type": "max", "pool_size": 3, "pool_strides": 2, "dense": [64], "dropout": 0.3,
+                "dropout_placement": ["conv", "flatten", "dense"], "batch_norm": False},
+    augment=["flip", "rotate:15", "translate:0.1", "zoom:0.15", "jitter:0.15"],
+    val_fraction=0.2, epochs=150, early_stopping=50, batch_size=128, optimizer="rmsprop",
+    learning_rate=0.000647522, weight_decay=0.01,
+)
+
 # ---- cifar10 tasks ----
 # The ex3 starter's recipe: Adam at 2e-3 decayed x0.95 per epoch, batch 200, 20 epochs, torch
 # weight_decay=1e-3 (coupled L2, i.e. model.l2=5e-4 on the conv kernels), pixels centred on 0.

@@ -8,8 +8,8 @@ from conftest import write_image_folder
 from kerascnn.cli import main
 from kerascnn.data.faces_alexnet import extractor_weights
 from kerascnn.experiments import STUDIES, Study
-from kerascnn.reproduce import (FAMILIES, check_inputs, estimate, estimate_run_seconds, plan_steps, run_reproduce,
-                                shape_key, step_configs)
+from kerascnn.reproduce import (FAMILIES, RUN_OVERHEAD_S, check_inputs, estimate, estimate_run_seconds, plan_steps,
+                                run_reproduce, shape_key, step_configs)
 from kerascnn.tasks import TASKS, resolve_config
 
 
@@ -53,7 +53,7 @@ def test_estimates_follow_the_measured_throughput_and_the_data(tmp_path):
         "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
         "sizes": {f"artists|{cfg.val_fraction}": [360, 91, 0]}}))
     estimate(steps, root=tmp_path)
-    assert steps[0].estimate_s == pytest.approx(20 + cfg.epochs * (360 + 91 / 3) / 100)
+    assert steps[0].estimate_s == pytest.approx(RUN_OVERHEAD_S + cfg.epochs * (360 + 91 / 3) / 100)
     pooling = next(s for s in steps if s.name == "artists.pooling")
     assert pooling.estimate_s == pytest.approx(sum(estimate_run_seconds(c, lambda _: 100.0, (360, 91, 0))
                                                    for c in step_configs(pooling, reused=False)))
@@ -70,14 +70,14 @@ def test_a_frozen_head_phase_and_its_fine_tuning_are_timed_at_their_own_speeds()
     def images_per_s(cfg):
         return speeds[shape_key(cfg).rsplit("|", 1)[1]]
 
-    assert estimate_run_seconds(finetune, images_per_s, (100, 0, 0)) == 20 + 3 * 100 / 40 + 6 * 100 / 10
+    assert estimate_run_seconds(finetune, images_per_s, (100, 0, 0)) == RUN_OVERHEAD_S + 3 * 100 / 40 + 6 * 100 / 10
     # Test images count only where the recipe evaluates them every epoch.
     faces = resolve_config("faces_alexnet_finetune")
     assert faces.track_test
     assert estimate_run_seconds(faces, lambda _: 10.0, (100, 30, 60)) == pytest.approx(
-        20 + faces.epochs * (100 + 90 / 3) / 10)
+        RUN_OVERHEAD_S + faces.epochs * (100 + 90 / 3) / 10)
     assert estimate_run_seconds(resolve_config("artists"), lambda _: 10.0, (100, 30, 60)) == pytest.approx(
-        20 + resolve_config("artists").epochs * (100 + 30 / 3) / 10)
+        RUN_OVERHEAD_S + resolve_config("artists").epochs * (100 + 30 / 3) / 10)
 
 
 def test_estimates_never_need_the_backbone_weights(tmp_path):
@@ -115,6 +115,8 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "family_studies", lambda family: ["artists.tiny"])
     lines = []
     args = dict(families=["artists"], root=tmp_path / "out", data_root=tmp_path / "data", progress=lines.append)
+    before = estimate(plan_steps(["artists"], args["root"]), root=args["root"], data_root=args["data_root"])
+    assert all(s.left_s == s.estimate_s > 0 for s in before)
     results = run_reproduce(**args)
     assert [r["name"] for r in results] == ["tiny_artists", "artists.tiny", "artists"]
     assert (tmp_path / "out" / "runs" / "tiny_artists" / "metrics.json").exists()
@@ -125,6 +127,9 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
     assert linked.is_symlink() and linked.resolve() == (tmp_path / "out" / "runs" / "tiny_artists").resolve()
     assert not (tmp_path / "out" / "studies" / "artists.tiny" / "runs" / "b" / "seed0").is_symlink()
     assert (tmp_path / "out" / "reports" / "artists.md").exists()
+    after = estimate(plan_steps(["artists"], args["root"]), root=args["root"], data_root=args["data_root"])
+    assert [s.left_s for s in after] == [0.0, 0.0, 60.0] and [s.estimate_s for s in after] == [
+        s.estimate_s for s in before]
     steps = [line for line in lines if line.startswith("step ")]
     assert steps[0].startswith("step 1 of 3: kerascnn train --task tiny_artists") and "left)" in steps[0]
 

@@ -28,7 +28,7 @@ def _simple_cnn_overrides(hp, cfg):
     if cfg.model != "simple_cnn":
         return []
     overrides, _ = simple_cnn.overrides_for(simple_cnn.sample_space(hp), cfg.image_size)
-    return overrides
+    return overrides + spaces.artists_augmentation(hp, cfg)
 
 
 SPACES = {
