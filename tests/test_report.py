@@ -66,7 +66,7 @@ def test_a_report_covers_a_task_or_its_family():
     assert covered_tasks("faces_mlp") == ["faces_mlp"]
     assert covered_tasks("caltech101") == ["caltech101_lenet", "caltech101_improved", "caltech101_resnet18",
                                            "caltech101_resnet50", "caltech101_vgg11_bn", "caltech101_alexnet"]
-    assert covered_tasks("artists") == ["artists", "artists_tuned"]
+    assert covered_tasks("artists") == ["artists", "artists_tuned", "artists_searched"]
     with pytest.raises(KeyError, match="unknown task or family 'faces_cnn'.*families: artists, caltech101"):
         covered_tasks("faces_cnn")
 
