@@ -10,6 +10,9 @@ recipe's (learning rate, augmentation, label smoothing, regularisation), so e.g.
 # Augmentation strengths, weakest first; names and strengths are entries of kerascnn.data.augment.
 CIFAR_AUGMENT = {"none": [], "flip": ["flip"], "flip_crop": ["flip", "crop:4"],
                  "geometric": ["flip", "crop:4", "rotate:10", "zoom:0.1"]}
+# Faces at 28x28: flips (the recipe's), then small shifts and zooms, which a pixel MLP cannot learn to ignore.
+FACE_AUGMENT = {"flip": ["flip"], "flip_shift": ["flip", "translate:0.05"],
+                "flip_shift_zoom": ["flip", "translate:0.08", "zoom:0.1"]}
 # Paintings: the robustness study's augmentation (artists.robustness) and the steps up to it.
 PAINTING_AUGMENT = {"none": [], "flip": ["flip"], "geometric": ["flip", "rotate:15", "translate:0.1", "zoom:0.15"],
                     "geometric_jitter": ["flip", "rotate:15", "translate:0.1", "zoom:0.15", "jitter:0.15"]}
@@ -90,8 +93,8 @@ def clipart_space(hp, cfg):
 
 
 def faces_space(hp, cfg):
-    """The MLP's hidden units and dropout, the pixels' preprocessing (unit or ZCA with its epsilon) where the
-    task sees pixels, and the learning rate."""
+    """The MLP's hidden units and dropout, the pixels' preprocessing (unit or ZCA with its epsilon) and
+    augmentation where the task sees pixels, and the learning rate."""
     overrides = []
     if cfg.model == "mlp":
         overrides += [f"model.hidden=[{hp.Choice('hidden_units', [100, 300, 500, 800, 1200])}]",
@@ -103,4 +106,5 @@ def faces_space(hp, cfg):
             epsilon = hp.Float("zca_epsilon", 1e-3, 10.0, sampling="log")
         if preprocess == "zca":
             overrides.append(f"zca_epsilon={epsilon:.4g}")
+        overrides.append(_augment(hp, FACE_AUGMENT))
     return overrides + [_learning_rate(hp, 1e-4, 3e-3)]
