@@ -233,7 +233,7 @@ def cmd_tune(args):
                         time_budget=args.time_budget, out=args.out, name=args.name, top_k=args.top_k,
                         retrain_seeds=args.retrain_seeds, split_seeds=args.split_seeds, baseline=args.baseline,
                         overwrite=args.overwrite, overrides=args.set or (), data_dir=args.data_dir,
-                        verbose=args.verbose, progress=None if args.json else partial(print, flush=True))
+                        keep_trial_models=args.keep_trial_models, verbose=args.verbose, progress=None if args.json else partial(print, flush=True))
     if result.get("worker"):
         text = f"worker {result['tuner_id']} finished its trials"
         return emit(args, text, {"text": text, "worker": True})
@@ -513,6 +513,9 @@ def build_parser():
                    help="also train the winner and the hand recipe on these validation splits (split_seed=K)")
     p.add_argument("--baseline", help="the hand recipe to beat (default: the family's best, e.g. artists_tuned)")
     p.add_argument("--overwrite", action="store_true", help="delete the search directory and start afresh")
+    p.add_argument("--keep-trial-models", action="store_true",
+                   help="keep every trial's model files (by default a finished trial keeps only its records; "
+                   "the retrains keep their models)")
     _common(p)
     p.set_defaults(fn=cmd_tune)
 

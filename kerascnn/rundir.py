@@ -66,6 +66,22 @@ def load_model(run_dir, checkpoint="best"):
     return keras.models.load_model(require(run_dir, f"{checkpoint}.keras"), compile=False)
 
 
+MODEL_FILES = ("best.keras", "last.keras", "initial.weights.h5")
+
+
+def drop_models(run_dir):
+    """Delete a finished run's model files and keep its records (config, history, metrics, curves,
+    TensorBoard logs); returns the bytes freed. Search trials use it: a Hyperband search trains
+    hundreds of runs, and their models would fill gigabytes that nothing reads again."""
+    freed = 0
+    for name in MODEL_FILES:
+        path = Path(run_dir) / name
+        if path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
 def read_history(run_dir):
     path = Path(run_dir) / "history.csv"
     if not path.exists():

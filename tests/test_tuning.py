@@ -164,6 +164,10 @@ def test_trials_are_train_runs_and_the_winner_is_retrained_on_fresh_seeds(search
         for seed in (1, 2):  # fresh seeds: the search trained on seed 0
             retrain = project / "retrain" / f"trial_{candidate['trial']}" / f"seed{seed}"
             assert rundir.load_config(retrain).seed == seed
+            assert (retrain / "best.keras").exists()  # the retrains are the models to evaluate and export
+        trial_dir = project / "trials" / f"trial_{candidate['trial']}"
+        assert (trial_dir / "metrics.json").exists() and (trial_dir / "history.csv").exists()
+        assert not any((trial_dir / name).exists() for name in rundir.MODEL_FILES)  # hundreds of trials, no models
     assert result["seeds"] == [1, 2]
     assert result["winner"]["retrain_mean"] == max(c["retrain_mean"] for c in result["candidates"])
     assert result["baseline"]["task"] == "artists" and len(result["baseline"]["scores"]) == 2
@@ -237,12 +241,13 @@ def test_hyperband_budgets_become_the_trials_epochs(tmp_path):
 
     data = write_image_folder(tmp_path / "data", classes=3, per_class=6, size=50)
     result = run_search(**tune_args(data, tmp_path / "tuning", tuner="hyperband", max_epochs=3, time_budget=0.05,
-                                    top_k=1, retrain_seeds=1, overrides=["batch_size=16", "tensorboard=false",
-                                                                         "warmup_epochs=2", "epochs=6"]))
+                                    top_k=1, retrain_seeds=1, keep_trial_models=True,
+                                    overrides=["batch_size=16", "tensorboard=false", "warmup_epochs=2", "epochs=6"]))
     trials = tmp_path / "tuning" / "t" / "trials"
     for record in trials.glob("trial_*.json"):
         record = json.loads(record.read_text())
         cfg = rundir.load_config(record["run_dir"])
+        assert rundir.load_model(record["run_dir"]).count_params() > 0  # kept on request
         assert cfg.epochs == record["epochs"] <= 3
         assert cfg.warmup_epochs == min(record["epochs"] - 1, round(2 * record["epochs"] / 6))
     assert result["max_epochs"] == 3

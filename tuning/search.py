@@ -8,6 +8,8 @@ Layout of ``<out>/<name>/`` (``name`` defaults to ``<task>_<tuner>``):
 - KerasTuner's own project files (oracle.json, trial_*/), which make an interrupted search resume;
 - ``trials/trial_<id>/``: each trial's run directory, trained by ``kerascnn.train`` from the task's
   recipe plus the trial's ``--set`` overrides, with ``epochs`` set to the trial's Hyperband budget;
+  once the trial finishes its model files are deleted (``keep_trial_models`` keeps them), since the
+  retrains below are the models to evaluate and export;
 - ``retrain/trial_<id>/seed<k>/``: the top-k configurations retrained at the full budget on fresh seeds,
   ``baseline/<task>/seed<k>/``: the family's best hand recipe on the same seeds,
   ``splits/split<k>/{winner,baseline}/``: both on validation splits the search never saw;
@@ -96,6 +98,7 @@ class TrainEntryTuner(keras_tuner.Tuner):
     def run_trial(self, trial, *args, **kwargs):
         from kerascnn.experiments.runner import train_variant
         from kerascnn.io import write_json
+        from kerascnn.rundir import drop_models
         from kerascnn.tasks import resolve_config
 
         spec = self.spec
@@ -109,6 +112,8 @@ class TrainEntryTuner(keras_tuner.Tuner):
         except Interrupted as exc:
             raise TrialInterrupted(f"trial {trial.trial_id} stopped at an epoch boundary") from exc
         score = metrics["best"][OBJECTIVE]
+        if not spec["keep_trial_models"]:
+            drop_models(run_dir)
         write_json(Path(spec["trials_dir"]) / f"trial_{trial.trial_id}.json",
                    {"trial": trial.trial_id, "tuner_id": self.tuner_id, "epochs": epochs, OBJECTIVE: score,
                     "overrides": sets, "run_dir": str(run_dir)})
@@ -235,13 +240,13 @@ def finished_configurations(tuner):
 
 def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_budget=None, out="tuning_runs",
                name=None, top_k=3, retrain_seeds=3, split_seeds=(), baseline=None, overwrite=False, overrides=(),
-               data_dir=None, verbose=False, progress=None):
+               data_dir=None, keep_trial_models=False, verbose=False, progress=None):
     """Search, retrain the top ``top_k`` configurations on ``retrain_seeds`` fresh seeds, pick the best mean, and
     compare it with the family's hand recipe (``baseline``, default the space's) on the same seeds and on
     ``split_seeds``; returns the summary (also written to summary.json).
 
     ``overrides`` are ``--set`` changes to the task's recipe that every trial, retrain and baseline shares;
-    ``time_budget`` is in minutes; ``verbose`` shows KerasTuner's own tables; ``progress``, when given, is
+    ``time_budget`` is in minutes; ``keep_trial_models`` keeps every trial's model files; ``verbose`` shows KerasTuner's own tables; ``progress``, when given, is
     called with one line of text per trial and per retraining. On a distributed-mode worker the result is
     only ``{"worker": True, "tuner_id": ...}``: the chief reports.
     """
@@ -273,7 +278,7 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
 
     spec = {"task": task, "overrides": overrides, "data_dir": data_dir, "max_epochs": max_epochs,
             "trials_dir": str(project_dir / "trials"), "project_dir": str(project_dir), "progress": progress,
-            "time_budget": time_budget}
+            "time_budget": time_budget, "keep_trial_models": keep_trial_models}
     search = TrainEntryTuner(search=spec, oracle=make_oracle(tuner, max_epochs=max_epochs, max_trials=max_trials,
                                                              seed=base.seed),
                              hypermodel=TaskHyperModel(space, base), directory=str(out), project_name=name)
