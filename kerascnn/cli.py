@@ -299,6 +299,17 @@ def cmd_report(args):
     emit(args, f"wrote {result['path']}", result)
 
 
+def cmd_results(args):
+    from kerascnn.report import results_rows, write_results
+
+    link_from = Path(args.readme).parent if args.readme else Path(".")
+    rows = results_rows(reports=args.reports, link_from=link_from)
+    if args.readme:
+        write_results(args.readme, rows)
+    text = format_table(rows) + (f"\nwrote the results table into {args.readme}" if args.readme else "")
+    emit(args, text, rows)
+
+
 def cmd_benchmark(args):
     from kerascnn.benchmark import run_benchmark, runtime_info
 
@@ -539,6 +550,12 @@ def build_parser():
     p.add_argument("--out", help="the Markdown file to write (default reports/TASK.md)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("results", help="one row per task from the family reports (the README's results table)")
+    p.add_argument("--reports", default="docs/reports", help="the reports' folder (default docs/reports)")
+    p.add_argument("--readme", help="rewrite the table between the results markers of this Markdown file")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(fn=cmd_results)
 
     p = sub.add_parser("benchmark", help="training and input-pipeline throughput")
     p.add_argument("--task", nargs="+", default=["artists"], help="the tasks to measure (default artists)")

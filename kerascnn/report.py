@@ -23,10 +23,13 @@ from kerascnn.tables import format_mean_sd, markdown_lines
 
 FIGURE_BYTES = 200_000
 RECEPTIVE_FIELD_ROWS = 12  # deeper networks get one line, not a table
-# The figures each assignment asks for, drawn from a family's runs: (task, figure kind, caption).
+CONFUSION_MAX_CLASSES = 30  # beyond this a confusion matrix figure is unreadable (Caltech-101 has 101)
+# The figures each assignment asks for, drawn from a family's runs: (task, figure kind, caption), and
+# optionally the images to draw, relative to the run's dataset folder (default: the first validation image).
 RUN_FIGURES = {
     "cifar10": [("cifar10_bn", "filters", "first-layer filters before and after training")],
-    "caltech101": [("caltech101_improved", "activations", "conv1 and conv2 activations")],
+    "caltech101": [("caltech101_improved", "activations", "conv1 and conv2 activations of an accordion and a camera",
+                    ["accordion/image_0001.jpg", "camera/image_0001.jpg"])],
     "clipart": [("clipart_own", "tsne", "t-SNE of the penultimate features, validation images"),
                 ("clipart_own", "gradcam", "Grad-CAM"), ("clipart_own", "guided-backprop", "guided backpropagation"),
                 ("clipart_own", "activation-max", "activation maximisation of the last conv layer")],
@@ -204,6 +207,11 @@ def tuning_section(summary, summary_path, out):
     return lines
 
 
+def epochs_label(cfg, epochs_run=None):
+    """Epochs as a report shows them: those run (early stopping ends some sooner), or head+fine-tuning."""
+    return f"{cfg.epochs}+{cfg.fine_tune_epochs}" if cfg.fine_tune_epochs else (epochs_run or cfg.epochs)
+
+
 def run_result(run_dir):
     """The row a report shows for a finished run: its scores, settings and wall time."""
     from kerascnn import rundir
@@ -216,9 +224,19 @@ def run_result(run_dir):
         test = None
     source = metrics.get("backbone_source") or {}
     return {"task": cfg.task, "val_accuracy": metrics["best"]["val_accuracy"], "test_accuracy": test,
-            "epochs": metrics["epochs_run"] if not cfg.fine_tune_epochs else f"{cfg.epochs}+{cfg.fine_tune_epochs}",
+            "epochs": epochs_label(cfg, metrics["epochs_run"]),
             "resolution": f"{cfg.image_size} px", "seed": cfg.seed, "minutes": metrics["train_seconds"] / 60,
             "backbone": source.get("task") or "", "run_dir": str(run_dir)}
+
+
+def wall_time(minutes):
+    """Seconds for runs under a minute (the artists tasks take a few), minutes otherwise."""
+    return f"{minutes * 60:.0f} s" if minutes < 1 else f"{minutes:.1f} min"
+
+
+def task_command(row):
+    """The command that trains a reported task, and the run its backbone came from."""
+    return f"`kerascnn train --task {row['task']}`" + (f" (backbone: the {row['backbone']} run)" if row["backbone"] else "")
 
 
 def runs_section(tasks, runs_root, out, figures):
@@ -232,13 +250,11 @@ def runs_section(tasks, runs_root, out, figures):
     rows = [run_result(Path(runs_root) / t) for t in found]
     table = [{**r, "val_accuracy": f"{r['val_accuracy']:.4f}",
               "test_accuracy": "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-              "minutes": f"{r['minutes']:.1f}",
-              "command": f"`kerascnn train --task {r['task']}`" + (f" (backbone: the {r['backbone']} run)"
-                                                                   if r["backbone"] else "")} for r in rows]
+              "wall_time": wall_time(r["minutes"]), "command": task_command(r)} for r in rows]
     lines = ["## Tasks", "", f"Each task at its defaults (`{runs_root}/<task>`, best checkpoint; wall time is "
              "training on this machine):", ""]
     lines += markdown_lines(table, ["task", "val_accuracy", "test_accuracy", "epochs", "resolution", "seed",
-                                    "minutes", "command"]) + [""]
+                                    "wall_time", "command"]) + [""]
     # One figure of every task's curves: per-task curve figures would repeat it and crowd the guides.
     from kerascnn import rundir
     from kerascnn.vis.curves import plot_overlaid
@@ -248,19 +264,29 @@ def runs_section(tasks, runs_root, out, figures):
                   f"{task_family(tasks[0])}: every task at its defaults")
     lines += [f"![the tasks' curves overlaid]({_rel(publish_figure(overlaid, figures), out)})", "",
               "*Figure: validation accuracy and loss of every task above, overlaid (train dotted).*", ""]
+    many = [r for r in rows if len(rundir.class_names(r["run_dir"])) > CONFUSION_MAX_CLASSES]
+    if many:
+        names = ", ".join(f"`{r['task']}`" for r in many)
+        classes = len(rundir.class_names(many[0]["run_dir"]))
+        lines += [f"{names}: {classes} classes, too many for a readable confusion matrix; `kerascnn evaluate RUN` "
+                  "writes it as CSV and PNG, with per-class accuracy.", ""]
     for row in rows:
+        if row in many:
+            continue
         matrix = visualize(Path(row["run_dir"]), kind="confusion", out=Path(row["run_dir"]) / "eval")[0]
         lines += [f"![{row['task']}: validation confusion matrix]({_rel(publish_figure(matrix, figures), out)})", "",
                   f"*Figure: `{row['task']}`, validation confusion matrix.*", ""]
     family = task_family(tasks[0])
-    for task, kind, caption in RUN_FIGURES.get(family, []):
+    for task, kind, caption, *images in RUN_FIGURES.get(family, []):
         if task in found:
-            for path in visualize(Path(runs_root) / task, kind=kind, out=Path(runs_root) / task / "vis"):
+            run = Path(runs_root) / task
+            options = {"images": images[0]} if images else {}  # relative paths are found in the run's dataset
+            command = f"kerascnn visualize {run} --kind {kind}" + (f" --images {' '.join(images[0])}" if images else "")
+            for path in visualize(run, kind=kind, out=run / "vis", **options):
                 # The figure itself; per-image panels written beside it (pic_018_dog_grey.png) are its parts.
                 if path.suffix == ".png" and path.stem.startswith(kind.replace("-", "_")):
                     lines += [f"![{task}: {caption}]({_rel(publish_figure(path, figures), out)})", "",
-                              f"*Figure: `{task}`, {caption} (`kerascnn visualize {runs_root}/{task} --kind {kind}`).*",
-                              ""]
+                              f"*Figure: `{task}`, {caption} (`{command}`).*", ""]
     return lines, rows
 
 
@@ -287,7 +313,7 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
     Returns ``{"path": ..., "studies": [study names], "searches": [search directories], "runs": [rows]}``.
     """
     from kerascnn.experiments import STUDIES
-    from kerascnn.io import atomic_write
+    from kerascnn.io import atomic_write, write_json
 
     tasks = covered_tasks(task)
     out = Path(out or Path("reports") / f"{task}.md")
@@ -322,5 +348,63 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
         hint = f": run one of {', '.join(commands)} first" if commands else ""
         lines += [f"No studies under `{studies_root}` and no searches under `{tuning_root}` yet{hint}.", ""]
     atomic_write(out, "\n".join(lines))
+    # The task rows as data beside the Markdown: `kerascnn results` assembles the README's table from them.
+    write_json(out.with_suffix(".json"), {"report": task, "command": command, "runs": run_rows})
     return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries],
             "runs": run_rows}
+
+
+# ---------------------------------------------------------------- the README's results table
+
+RESULTS_BEGIN, RESULTS_END = "<!-- results: kerascnn results -->", "<!-- /results -->"
+
+
+def results_rows(*, reports="docs/reports", link_from="."):
+    """One row per registered task, in ``kerascnn tasks`` order, from the reports' task rows
+    (``<reports>/<family>.json``, written beside each report): command, validation and test accuracy,
+    epochs, resolution, wall time and the report, linked relative to ``link_from``. A task no report
+    covers says how to produce it."""
+    from kerascnn.tasks import TASKS
+
+    found = {}
+    for sidecar in sorted(Path(reports).glob("*.json")):
+        record = json.loads(sidecar.read_text())
+        for row in record.get("runs", []):
+            found[row["task"]] = {**row, "report": os.path.relpath(sidecar.with_suffix(".md"), link_from)}
+    rows = []
+    for name, task in TASKS.items():
+        cfg = task.config
+        row = found.get(name)
+        if row is not None:
+            rows.append({"task": name, "command": task_command(row), "val_accuracy": f"{row['val_accuracy']:.4f}",
+                         "test_accuracy": "" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}",
+                         "epochs": row["epochs"], "resolution": row["resolution"],
+                         "wall_time": wall_time(row["minutes"]),
+                         "report": f"[{Path(row['report']).stem}]({row['report']})"})
+        elif cfg.dataset == "folder":
+            rows.append({"task": name, "command": f"`kerascnn train --task {name} --data-dir DIR`",
+                         "val_accuracy": "your own images", "test_accuracy": "", "epochs": epochs_label(cfg),
+                         "resolution": f"{cfg.image_size} px", "wall_time": "", "report": ""})
+        else:
+            rows.append({"task": name, "command": f"`kerascnn train --task {name}`",
+                         "val_accuracy": f"not reproduced yet: `kerascnn reproduce {task_family(name)}`",
+                         "test_accuracy": "", "epochs": epochs_label(cfg), "resolution": f"{cfg.image_size} px",
+                         "wall_time": "", "report": ""})
+    return rows
+
+
+RESULTS_COLUMNS = ["task", "command", "val_accuracy", "test_accuracy", "epochs", "resolution", "wall_time", "report"]
+
+
+def write_results(readme, rows):
+    """Replace the table between ``RESULTS_BEGIN`` and ``RESULTS_END`` in ``readme`` with ``rows``."""
+    from kerascnn.io import atomic_write
+
+    text = Path(readme).read_text()
+    if RESULTS_BEGIN not in text or RESULTS_END not in text:
+        raise ValueError(f"{readme} has no results block: put the lines {RESULTS_BEGIN!r} and {RESULTS_END!r} "
+                         "where the table goes")
+    head, rest = text.split(RESULTS_BEGIN, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    table = "\n".join(markdown_lines(rows, RESULTS_COLUMNS))
+    atomic_write(readme, f"{head}{RESULTS_BEGIN}\n{table}\n{RESULTS_END}{tail}")

@@ -175,6 +175,22 @@ def test_tiny_mlp_run_tracks_test_and_draws_weights(tmp_path, capsys):
     assert line.split(": ")[1].split(" (class")[0] in PEOPLE
 
 
+def test_the_weights_study_draws_each_variants_units_and_tables_them_relative_to_the_study(tmp_path):
+    from kerascnn.experiments.runner import run_study
+
+    make_crops(tmp_path / "crops")
+    with pytest.warns(faces.FewImagesWarning):
+        result = run_study("faces.weights", epochs=2, data_dir=str(tmp_path / "crops"), out_root=tmp_path / "studies",
+                           overrides=["image_size=8", "batch_size=8", "tensorboard=false",
+                                      f"cache_dir={tmp_path / 'cache'}"], quiet=True)
+    study_dir = Path(result["study_dir"])
+    assert [row["variant"] for row in result["rows"]] == ["hidden300", "hidden800"]
+    for row in result["rows"]:
+        assert row["weights_png"] == f"weights_{row['variant']}.png"  # readable wherever the study is reported
+        assert (study_dir / row["weights_png"]).stat().st_size > 0 and 0 <= row["test_accuracy"] <= 1
+    assert "| weights_hidden300.png |" in (study_dir / "table.md").read_text()
+
+
 def test_tiny_alexnet_finetune_run_and_guided_backprop(tmp_path):
     from kerascnn.train import train
     from kerascnn.vis.saliency import gradcam_kind, guided_backprop_kind

@@ -120,7 +120,7 @@ def test_publish_figure_keeps_every_figure_under_the_limit(tmp_path):
     assert Image.open(tmp_path / "figures" / "run_small.png").size == (50, 40)
 
 
-def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path):
+def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path, monkeypatch):
     from conftest import write_image_folder
     from kerascnn.tasks import resolve_config
     from kerascnn.train import train
@@ -147,3 +147,52 @@ def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path)
                        "overlaid_artists.png"]
     assert "](figures/artists/artists_confusion_val_best.png)" in text and "No studies" not in text
     assert "](figures/artists/overlaid_artists.png)" in text
+    sidecar = json.loads(out.with_suffix(".json").read_text())  # the rows `kerascnn results` reads
+    assert sidecar["report"] == "artists" and [r["task"] for r in sidecar["runs"]] == ["artists", "artists_tuned"]
+
+    # Too many classes for a readable confusion matrix (Caltech-101's 101): a pointer instead of a figure.
+    monkeypatch.setattr("kerascnn.report.CONFUSION_MAX_CLASSES", 2)
+    build_report(task="artists", runs=str(tmp_path / "runs"), studies=str(tmp_path / "none"),
+                 tuning=str(tmp_path / "none"), out=str(tmp_path / "many.md"))
+    text = (tmp_path / "many.md").read_text()
+    assert "confusion" not in text.replace("for a readable confusion matrix", "")
+    assert "`artists`, `artists_tuned`: 3 classes, too many for a readable confusion matrix; `kerascnn evaluate RUN`" \
+        in text
+
+
+def test_the_readme_results_table_has_one_row_per_task_from_the_reports(tmp_path):
+    from kerascnn.report import RESULTS_BEGIN, RESULTS_END, results_rows, write_results
+    from kerascnn.tasks import TASKS
+
+    reports = tmp_path / "docs" / "reports"
+    write_json(reports / "artists.json", {"report": "artists", "command": "kerascnn report artists", "runs": [
+        {"task": "artists", "val_accuracy": 0.67031, "test_accuracy": None, "epochs": 50, "resolution": "50 px",
+         "seed": 0, "minutes": 0.025, "backbone": "", "run_dir": "r/artists"},
+        {"task": "faces_alexnet_finetune", "val_accuracy": 0.8826, "test_accuracy": 0.91448, "epochs": 30,
+         "resolution": "224 px", "seed": 0, "minutes": 9.31, "backbone": "caltech101_alexnet", "run_dir": "r/f"}]})
+    rows = results_rows(reports=str(reports), link_from=str(tmp_path))
+    assert [r["task"] for r in rows] == list(TASKS)
+    by_task = {r["task"]: r for r in rows}
+    assert by_task["artists"] == {"task": "artists", "command": "`kerascnn train --task artists`",
+                                  "val_accuracy": "0.6703", "test_accuracy": "", "epochs": 50, "resolution": "50 px",
+                                  "wall_time": "2 s", "report": "[artists](docs/reports/artists.md)"}
+    finetune = by_task["faces_alexnet_finetune"]
+    assert finetune["test_accuracy"] == "0.9145" and finetune["wall_time"] == "9.3 min"
+    assert finetune["command"] == "`kerascnn train --task faces_alexnet_finetune` (backbone: the caltech101_alexnet run)"
+    assert by_task["cifar10"]["val_accuracy"] == "not reproduced yet: `kerascnn reproduce cifar10`"
+    assert by_task["folder"]["command"] == "`kerascnn train --task folder --data-dir DIR`"
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{RESULTS_BEGIN}\nold table\n{RESULTS_END}\nafter\n")
+    assert main(["results", "--reports", str(reports), "--readme", str(readme), "--json"]) == 0
+    text = readme.read_text()
+    assert text.startswith(f"# x\n\nbefore\n{RESULTS_BEGIN}\n| task | command | val_accuracy |")
+    assert text.endswith(f"{RESULTS_END}\nafter\n") and "old table" not in text
+    assert "| artists | `kerascnn train --task artists` | 0.6703 |  | 50 | 50 px | 2 s | [artists](docs/reports/artists.md) |" \
+        in text.splitlines()
+    assert len([line for line in text.splitlines() if line.startswith("| ")]) == len(TASKS) + 1  # and the header
+    assert by_task["clipart_resnet50_finetune"]["epochs"] == "3+6"  # head, then fine-tuning
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="has no results block"):
+        write_results(readme, rows)
+    assert readme.read_text() == "# no markers\n"

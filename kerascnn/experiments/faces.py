@@ -1,5 +1,7 @@
 """Faces studies (seed 000, part 2): the MLP's input preprocessing, what its hidden units learn, and
 whether pretrained AlexNet conv4 features beat random ones."""
+from pathlib import Path
+
 from kerascnn.experiments import study
 
 WEIGHT_UNITS = 6  # units drawn per variant: the ones the output layer weighs most
@@ -65,7 +67,8 @@ def draw_weights(study, study_dir, results, quiet=False):
                                      class_names=rundir.class_names(first), single_dir=figure_dir,
                                      title=f"{row['variant']}: incoming weights of the {len(units)} units "
                                            "the output layer weighs most")
-        row["weights_png"] = str(written[0])
+        # Relative to the study, so the table reads the same wherever the study is copied or reported.
+        row["weights_png"] = str(Path(written[0]).relative_to(study_dir))
         if not quiet:
             print(f"[{study.name}] {row['variant']}: {written[0]}", flush=True)
     columns = COLUMNS[:3] + ["test_accuracy"] + COLUMNS[3:] + ["weights_png"]
