@@ -196,3 +196,15 @@ def test_the_readme_results_table_has_one_row_per_task_from_the_reports(tmp_path
     with pytest.raises(ValueError, match="has no results block"):
         write_results(readme, rows)
     assert readme.read_text() == "# no markers\n"
+
+
+def test_the_readme_results_table_is_the_one_the_committed_reports_make():
+    from pathlib import Path
+
+    from kerascnn.report import RESULTS_BEGIN, RESULTS_COLUMNS, RESULTS_END, results_rows
+    from kerascnn.tables import markdown_lines
+
+    root = Path(__file__).resolve().parents[1]
+    rows = results_rows(reports=str(root / "docs" / "reports"), link_from=str(root))
+    block = (root / "README.md").read_text().split(RESULTS_BEGIN)[1].split(RESULTS_END)[0].strip()
+    assert block == "\n".join(markdown_lines(rows, RESULTS_COLUMNS)), "run `kerascnn results --readme README.md`"
