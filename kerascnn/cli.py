@@ -276,7 +276,7 @@ def cmd_reproduce(args):
             for k, s in enumerate(steps, start=1)]
         total = sum(s.estimate_s for s in steps) if args.plan else None
         left = sum(s.left_s for s in steps) if args.plan else None
-        hidden = ("estimate_s", "left_s", "command")
+        hidden = ("estimate_s", "left_s", "measured_s", "finished", "command")
         lines = [format_table([{k: v for k, v in r.items() if k not in hidden} for r in rows])]
         if args.plan:
             lines.append(f"total: {total / 3600:.1f} h on this machine, {left / 3600:.1f} h of it left under "
@@ -300,14 +300,14 @@ def cmd_report(args):
 
 
 def cmd_results(args):
-    from kerascnn.report import results_rows, write_results
+    from kerascnn.report import README_BLOCKS, readme_tables, write_results
 
     link_from = Path(args.readme).parent if args.readme else Path(".")
-    rows = results_rows(reports=args.reports, link_from=link_from)
+    rows = {name: make(reports=args.reports, link_from=link_from) for name, (make, _) in README_BLOCKS.items()}
     if args.readme:
-        write_results(args.readme, rows)
-    text = format_table(rows) + (f"\nwrote the results table into {args.readme}" if args.readme else "")
-    emit(args, text, rows)
+        write_results(args.readme, readme_tables(reports=args.reports, link_from=link_from))
+    text = "\n\n".join(f"{name}:\n{format_table(block)}" for name, block in rows.items())
+    emit(args, text + (f"\nwrote the {', '.join(rows)} tables into {args.readme}" if args.readme else ""), rows)
 
 
 def cmd_benchmark(args):
@@ -551,9 +551,11 @@ def build_parser():
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_report)
 
-    p = sub.add_parser("results", help="one row per task from the family reports (the README's results table)")
+    p = sub.add_parser("results", help="one row per task, study and search from the family reports (the README's "
+                                        "results tables)")
     p.add_argument("--reports", default="docs/reports", help="the reports' folder (default docs/reports)")
-    p.add_argument("--readme", help="rewrite the table between the results markers of this Markdown file")
+    p.add_argument("--readme", help="rewrite the tables between the results, studies and searches markers of this "
+                                    "Markdown file")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_results)
 

@@ -178,6 +178,19 @@ def study_section(name, study_dir, out, figures=None):
     return lines
 
 
+VERDICT_WORDS = {"beats": "beats it beyond the seeds' spread",
+                 "within noise": "is ahead of it only within the seeds' spread", "does not beat": "does not beat it"}
+
+
+def search_verdict(summary):
+    """The winner against the hand recipe; searches written before summaries carried a verdict are judged
+    here the same way."""
+    from tuning.candidates import verdict
+
+    winner, hand = summary["winner"], summary["baseline"]
+    return summary.get("verdict") or verdict(winner["retrain_mean"], winner["retrain_sd"], hand["mean"], hand["sd"])
+
+
 def tuning_section(summary, summary_path, out):
     from tuning.candidates import CANDIDATE_COLUMNS, candidate_rows
 
@@ -189,15 +202,18 @@ def tuning_section(summary, summary_path, out):
              f"{len(summary['candidates'])} were retrained for {summary['max_epochs']} epochs on seeds {seeds}; "
              "optimism is the search score minus the retrain mean.", ""]
     lines += markdown_lines(candidate_rows(summary["candidates"]), CANDIDATE_COLUMNS) + [""]
-    from tuning.search import verdict as judge
-
-    # Searches written before summaries carried a verdict are judged here the same way.
-    verdict = summary.get("verdict") or judge(winner["retrain_mean"], winner["retrain_sd"], hand["mean"], hand["sd"])
-    verdict = {"beats": "beats it beyond the seeds' spread", "within noise": "is ahead of it only within the "
-               "seeds' spread", "does not beat": "does not beat it"}[verdict]
+    verdict = search_verdict(summary)
     lines += [f"Winner: trial {winner['trial']}, val accuracy **{format_mean_sd(winner['retrain_mean'], winner['retrain_sd'])}**; "
               f"the hand recipe `{hand['task']}` on the same seeds: {format_mean_sd(hand['mean'], hand['sd'])}. "
-              f"The winner {verdict}.", ""]
+              f"The winner {VERDICT_WORDS[verdict]}.", ""]
+    if summary.get("test"):
+        test = summary["test"]
+        lines += [f"On the test split, scored after the choice and never used for it: winner "
+                  f"{format_mean_sd(test['winner_mean'], test['winner_sd'])} "
+                  f"({' '.join(f'{v:.4f}' for v in test['winner_scores'])}), hand recipe "
+                  f"{format_mean_sd(test['baseline_mean'], test['baseline_sd'])} "
+                  f"({' '.join(f'{v:.4f}' for v in test['baseline_scores'])}). The winner "
+                  f"{VERDICT_WORDS[test['verdict']]}.", ""]
     if summary.get("split_seeds"):
         splits = ", ".join(str(s["split_seed"]) for s in summary["split_seeds"])
         lines += [f"On validation splits {splits}, which the search never saw: winner "
@@ -326,6 +342,8 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
         run_lines, run_rows = runs_section(tasks, runs, out, figures)
         lines += run_lines
     lines += receptive_field_section(tasks, runs)
+    time_lines, time_rows = reproduce_time_section(task, runs)
+    lines += time_lines
 
     study_dirs = sorted(d for d in studies_root.glob("*")
                         if (d / "table.md").exists() and covers(task, study_task(d) or ""))
@@ -333,6 +351,7 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
         lines += ["## Studies", ""]
         for d in study_dirs:
             lines += study_section(d.name, d, out, figures)
+    lines += missing_studies_section(task, {d.name for d in study_dirs})
 
     summaries = sorted(p for p in tuning_root.glob("*/summary.json")
                        if covers(task, json.loads(p.read_text()).get("task", "")))
@@ -349,14 +368,98 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
         lines += [f"No studies under `{studies_root}` and no searches under `{tuning_root}` yet{hint}.", ""]
     atomic_write(out, "\n".join(lines))
     # The task rows as data beside the Markdown: `kerascnn results` assembles the README's table from them.
-    write_json(out.with_suffix(".json"), {"report": task, "command": command, "runs": run_rows})
+    write_json(out.with_suffix(".json"), {
+        "report": task, "command": command, "runs": run_rows, "time": time_rows,
+        "studies": [study_summary(d) for d in study_dirs],
+        "searches": [search_summary(json.loads(p.read_text())) for p in summaries]})
     return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries],
             "runs": run_rows}
 
 
-# ---------------------------------------------------------------- the README's results table
+def reproduce_time_section(task, runs):
+    """For a family whose runs are a ``kerascnn reproduce`` root's (``ROOT/runs`` beside ``ROOT/throughput.json``):
+    each reproduce step's estimate against the measured training time of its finished runs."""
+    from kerascnn.reproduce import FAMILIES, _hms, estimate, measured_label, plan_steps
 
-RESULTS_BEGIN, RESULTS_END = "<!-- results: kerascnn results -->", "<!-- /results -->"
+    root = Path(runs).parent if runs else None
+    if task not in FAMILIES or root is None or not (root / "throughput.json").exists():
+        return [], []
+    steps = [step for step in estimate(plan_steps([task], root), root=root, measure=False) if step.kind != "report"]
+    rows = [{"step": f"{step.kind} {step.name}", "runs": step.runs, "estimate": _hms(step.estimate_s)
+             if step.estimate_s is not None else "", "measured": measured_label(step),
+             "measured / estimate": f"{step.measured_s / step.estimate_s:.2f}"
+             if step.finished == step.runs and step.runs and step.estimate_s else ""} for step in steps]
+    lines = ["## Time on this machine", "",
+             f"`kerascnn reproduce {task} --plan` estimates each step from the step benchmark "
+             f"(`{root / 'throughput.json'}`); measured is the training time of the step's finished runs "
+             "(`train_seconds` in each run's metrics.json), runs an earlier step made left out.", ""]
+    return lines + markdown_lines(rows, ["step", "runs", "estimate", "measured", "measured / estimate"]) + [""], rows
+
+
+def missing_studies_section(task, present):
+    """The registered studies of a covered task that have no table yet, each with the command that runs it."""
+    from kerascnn.experiments import STUDIES
+
+    missing = [name for name, study in STUDIES.items() if covers(task, study.task) and name not in present]
+    if not missing:
+        return []
+    family = task_family(covered_tasks(task)[0])
+    return (["## Studies not run yet", "", f"`kerascnn reproduce {family}` runs these at their reproduce settings, "
+             "`kerascnn experiment NAME` at the study's own:", ""]
+            + [f"- `{name}`: {STUDIES[name].description}" for name in missing] + [""])
+
+
+def study_summary(study_dir):
+    """A study in one row, for the README: its best variant on validation against the reference (the first
+    variant) and the verdict on their difference. A study whose rows are not variants (artists.robustness:
+    one row per transformation) gives its name, task and seeds only."""
+    info = json.loads((study_dir / "study.json").read_text()) if (study_dir / "study.json").exists() else {}
+    summary = {"study": study_dir.name, "task": info.get("task") or study_task(study_dir),
+               "seeds": info.get("repeats", 1), "epochs": info.get("epochs")}
+    rows = [row for row in info.get("rows", []) if "variant" in row and "val_accuracy" in row]
+    if rows:
+        best = max(rows, key=lambda row: row["val_accuracy"])
+        reference = next((row for row in rows if row.get("verdict") == "reference"), rows[0])
+        summary.update(best=best["variant"], best_val=best["val_accuracy"], best_sd=best.get("val_accuracy_std"),
+                       reference=reference["variant"], reference_val=reference["val_accuracy"],
+                       reference_sd=reference.get("val_accuracy_std"), verdict=best.get("verdict", ""))
+    return summary
+
+
+def search_summary(summary):
+    """A KerasTuner search in one row, for the README: its budget and its winner against the hand recipe."""
+    winner, hand = summary["winner"], summary["baseline"]
+    return {"task": summary["task"], "tuner": summary["tuner"], "trials": summary["trials_finished"],
+            "minutes": summary["search_minutes"], "max_epochs": summary["max_epochs"],
+            "seeds": summary["seeds"], "winner": winner["retrain_mean"], "winner_sd": winner["retrain_sd"],
+            "hand_recipe": hand["task"], "hand": hand["mean"], "hand_sd": hand["sd"],
+            "verdict": search_verdict(summary), "test": summary.get("test")}
+
+
+# ---------------------------------------------------------------- the README's results tables
+
+def block_markers(name):
+    """The comment lines around a generated block of the README: ``<!-- NAME: kerascnn results -->`` ..."""
+    return f"<!-- {name}: kerascnn results -->", f"<!-- /{name} -->"
+
+
+RESULTS_BEGIN, RESULTS_END = block_markers("results")
+
+
+def read_reports(reports, link_from):
+    """Each report's sidecar (``<reports>/<family>.json``), with ``link`` the report relative to ``link_from``."""
+    records = []
+    for sidecar in sorted(Path(reports).glob("*.json")):
+        record = json.loads(sidecar.read_text())
+        records.append({**record, "link": Path(os.path.relpath(sidecar.with_suffix(".md"), link_from)).as_posix()})
+    return records
+
+
+def heading_anchor(heading):
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces as hyphens."""
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
 
 
 def results_rows(*, reports="docs/reports", link_from="."):
@@ -366,11 +469,8 @@ def results_rows(*, reports="docs/reports", link_from="."):
     covers says how to produce it."""
     from kerascnn.tasks import TASKS
 
-    found = {}
-    for sidecar in sorted(Path(reports).glob("*.json")):
-        record = json.loads(sidecar.read_text())
-        for row in record.get("runs", []):
-            found[row["task"]] = {**row, "report": os.path.relpath(sidecar.with_suffix(".md"), link_from)}
+    found = {row["task"]: {**row, "report": record["link"]}
+             for record in read_reports(reports, link_from) for row in record.get("runs", [])}
     rows = []
     for name, task in TASKS.items():
         cfg = task.config
@@ -396,15 +496,79 @@ def results_rows(*, reports="docs/reports", link_from="."):
 RESULTS_COLUMNS = ["task", "command", "val_accuracy", "test_accuracy", "epochs", "resolution", "wall_time", "report"]
 
 
-def write_results(readme, rows):
-    """Replace the table between ``RESULTS_BEGIN`` and ``RESULTS_END`` in ``readme`` with ``rows``."""
+def study_rows(*, reports="docs/reports", link_from="."):
+    """One row per study in the reports: its best variant on validation against the reference, with the
+    study's verdict on the difference (a finding only beyond the seeds' spread), linked to its section."""
+    rows = []
+    for record in read_reports(reports, link_from):
+        for study in record.get("studies", []):
+            row = {"study": study["study"], "task": study["task"], "seeds": study["seeds"],
+                   "best_val": "", "reference_val": "", "difference": "see the report",
+                   "report": f"[{record['report']}]({record['link']}#{heading_anchor(study['study'])})"}
+            if "best" in study:
+                row["best_val"] = f"{study['best']} {format_mean_sd(study['best_val'], study['best_sd'])}"
+                row["reference_val"] = f"{study['reference']} {format_mean_sd(study['reference_val'], study['reference_sd'])}"
+                row["difference"] = ("the reference is best" if study["verdict"] == "reference"
+                                     else study["verdict"])
+            rows.append(row)
+    return rows
+
+
+STUDY_COLUMNS = ["study", "task", "seeds", "best_val", "reference_val", "difference", "report"]
+
+def search_rows(*, reports="docs/reports", link_from="."):
+    """One row per KerasTuner search in the reports: its budget, and its winner's retrain mean against the
+    hand recipe on the same seeds."""
+    rows = []
+    for record in read_reports(reports, link_from):
+        for search in record.get("searches", []):
+            seeds = ", ".join(map(str, search["seeds"]))
+            rows.append({"task": search["task"],
+                         "budget": f"{search['tuner']}, {search['trials']} trials in {search['minutes']:.1f} min, "
+                                   f"up to {search['max_epochs']} epochs",
+                         "winner_val": format_mean_sd(search["winner"], search["winner_sd"]),
+                         "hand_recipe_val": f"{search['hand_recipe']} {format_mean_sd(search['hand'], search['hand_sd'])}",
+                         "seeds": seeds, "verdict": VERDICT_WORDS.get(search["verdict"], search["verdict"]),
+                         "test": held_out_comparison(search.get("test")),
+                         "report": f"[{record['report']}]({record['link']}#hyperparameter-search-kerastuner)"})
+    return rows
+
+
+def held_out_comparison(test):
+    """A search's winner against the hand recipe on the test split, or "" when the task has no test split."""
+    if not test:
+        return ""
+    return (f"{format_mean_sd(test['winner_mean'], test['winner_sd'])} against "
+            f"{format_mean_sd(test['baseline_mean'], test['baseline_sd'])}: "
+            f"{VERDICT_WORDS[test['verdict']]}")
+
+
+SEARCH_COLUMNS = ["task", "budget", "seeds", "winner_val", "hand_recipe_val", "verdict", "test", "report"]
+
+# The README's generated blocks: name -> (rows, columns).
+README_BLOCKS = {"results": (results_rows, RESULTS_COLUMNS), "studies": (study_rows, STUDY_COLUMNS),
+                 "searches": (search_rows, SEARCH_COLUMNS)}
+
+
+def readme_tables(*, reports="docs/reports", link_from="."):
+    """Every generated block of the README as ``{name: Markdown table}``."""
+    return {name: "\n".join(markdown_lines(make(reports=reports, link_from=link_from), columns))
+            for name, (make, columns) in README_BLOCKS.items()}
+
+
+def write_results(readme, tables):
+    """Replace each block ``{name: table}`` of ``readme`` between its markers (``block_markers``); nothing is
+    written when a block's markers are missing."""
     from kerascnn.io import atomic_write
 
     text = Path(readme).read_text()
-    if RESULTS_BEGIN not in text or RESULTS_END not in text:
-        raise ValueError(f"{readme} has no results block: put the lines {RESULTS_BEGIN!r} and {RESULTS_END!r} "
-                         "where the table goes")
-    head, rest = text.split(RESULTS_BEGIN, 1)
-    _, tail = rest.split(RESULTS_END, 1)
-    table = "\n".join(markdown_lines(rows, RESULTS_COLUMNS))
-    atomic_write(readme, f"{head}{RESULTS_BEGIN}\n{table}\n{RESULTS_END}{tail}")
+    missing = [name for name in tables if not all(marker in text for marker in block_markers(name))]
+    if missing:
+        wanted = "; ".join(" and ".join(repr(m) for m in block_markers(name)) for name in missing)
+        raise ValueError(f"{readme} has no {', '.join(missing)} block: put the lines {wanted} where the tables go")
+    for name, table in tables.items():
+        begin, end = block_markers(name)
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{table}\n{end}{tail}"
+    atomic_write(readme, text)

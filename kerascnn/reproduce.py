@@ -45,6 +45,9 @@ class Step:
     reuse: dict = field(default_factory=dict)
     estimate_s: float = None  # the whole step's wall time
     left_s: float = None  # the part of it whose runs are not finished yet
+    measured_s: float = 0.0  # training time of its finished runs (metrics.json)
+    finished: int = 0  # its finished runs, of ``runs``
+    runs: int = 0
 
     def command(self, root):
         root = Path(root)
@@ -219,10 +222,12 @@ def load_cache(root):
     return json.loads(path.read_text()) if path.exists() else {"images_per_s": {}, "sizes": {}}
 
 
-def estimate(steps, *, root, data_root=None, progress=None):
+def estimate(steps, *, root, data_root=None, progress=None, measure=True):
     """Set each step's ``estimate_s`` from the step benchmark of its model shapes (measured once per shape and
-    kept in ROOT/throughput.json) and its dataset sizes, and its ``left_s`` from the runs not finished under
-    ``root``; returns the steps."""
+    kept in ROOT/throughput.json) and its dataset sizes, its ``left_s`` from the runs not finished under
+    ``root``, and ``measured_s`` and ``finished`` from those finished; returns the steps. ``measure=False``
+    only reads throughput.json: a step with a shape or dataset it lacks gets no estimate (None)."""
+    from kerascnn import rundir
     from kerascnn.io import write_json
 
     cache = load_cache(root)
@@ -234,14 +239,27 @@ def estimate(steps, *, root, data_root=None, progress=None):
         write_json(Path(root) / "throughput.json", cache)
         return measured
 
+    def cached(cfg):
+        return shape_key(cfg) in cache["images_per_s"] and f"{cfg.dataset}|{cfg.val_fraction}" in cache["sizes"]
+
     for step in steps:
         step.estimate_s = step.left_s = REPORT_SECONDS if step.kind == "report" else 0.0
-        for run_dir, cfg in step_runs(step, root, reused=False):
+        runs = step_runs(step, root, reused=False)
+        step.runs, step.finished, step.measured_s = len(runs), 0, 0.0
+        for run_dir, cfg in runs:
             cfg = without_weights(cfg.replace(data_dir=_data_dir(cfg, data_root)))
+            done = (run_dir / "metrics.json").exists()
+            if done:
+                step.finished += 1
+                step.measured_s += rundir.read_json(run_dir, "metrics.json")["train_seconds"]
+            if step.estimate_s is None or not (measure or all(cached(phase) for phase, _ in run_phases(cfg))):
+                step.estimate_s = step.left_s = None
+                continue
             seconds = estimate_run_seconds(cfg, images_per_s, dataset_sizes(cfg, cache["sizes"]))
             step.estimate_s += seconds
-            step.left_s += 0.0 if (run_dir / "metrics.json").exists() else seconds
-    write_json(Path(root) / "throughput.json", cache)
+            step.left_s += 0.0 if done else seconds
+    if measure:
+        write_json(Path(root) / "throughput.json", cache)
     return steps
 
 
@@ -331,9 +349,17 @@ def _hms(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def measured_label(step):
+    """A step's measured training time: all of it, or the finished runs' with how many they are."""
+    if not step.finished:
+        return ""
+    return _hms(step.measured_s) + ("" if step.finished == step.runs else f" ({step.finished} of {step.runs} runs)")
+
+
 def plan_rows(steps, root):
     return [{"step": k, "family": s.family, "kind": s.kind, "name": s.name,
-             "runs": len(step_configs(s, reused=False)), "reused": ", ".join(sorted(set(s.reuse.values()))),
-             "estimate": _hms(s.estimate_s), "left": _hms(s.left_s), "estimate_s": round(s.estimate_s, 1),
-             "left_s": round(s.left_s, 1), "command": s.command(root)}
+             "runs": s.runs, "reused": ", ".join(sorted(set(s.reuse.values()))),
+             "estimate": _hms(s.estimate_s), "left": _hms(s.left_s), "measured": measured_label(s),
+             "estimate_s": round(s.estimate_s, 1), "left_s": round(s.left_s, 1),
+             "measured_s": round(s.measured_s, 1), "finished": s.finished, "command": s.command(root)}
             for k, s in enumerate(steps, start=1)]

@@ -180,9 +180,10 @@ def test_the_weights_study_draws_each_variants_units_and_tables_them_relative_to
 
     make_crops(tmp_path / "crops")
     with pytest.warns(faces.FewImagesWarning):
-        result = run_study("faces.weights", epochs=2, data_dir=str(tmp_path / "crops"), out_root=tmp_path / "studies",
+        result = run_study("faces.weights", epochs=2, repeats=1, data_dir=str(tmp_path / "crops"),
+                           out_root=tmp_path / "studies", quiet=True,
                            overrides=["image_size=8", "batch_size=8", "tensorboard=false",
-                                      f"cache_dir={tmp_path / 'cache'}"], quiet=True)
+                                      f"cache_dir={tmp_path / 'cache'}"])
     study_dir = Path(result["study_dir"])
     assert [row["variant"] for row in result["rows"]] == ["hidden300", "hidden800"]
     for row in result["rows"]:

@@ -33,7 +33,12 @@ def fake_search(root):
 
 def test_report_assembles_what_is_present(tmp_path):
     studies, tuning = tmp_path / "studies", tmp_path / "tuning"
-    fake_study(studies, "artists.pooling", figures=("curves.png", "sweep.png", "weights_hidden300.png"))
+    pooling = fake_study(studies, "artists.pooling", figures=("curves.png", "sweep.png", "weights_hidden300.png"))
+    write_json(pooling / "study.json", {"study": "artists.pooling", "task": "artists", "repeats": 2, "epochs": 3,
+                                        "rows": [{"variant": "none", "val_accuracy": 0.6, "val_accuracy_std": 0.01,
+                                                  "verdict": "reference"},
+                                                 {"variant": "max", "val_accuracy": 0.7, "val_accuracy_std": 0.02,
+                                                  "verdict": "+0.1000, finding"}]})
     fake_study(studies, "artists.robustness", figures=("robustness.png",))
     fake_study(studies, "cifar10.other", task="cifar10")
     fake_search(tuning)
@@ -53,6 +58,21 @@ def test_report_assembles_what_is_present(tmp_path):
     assert ("the hand recipe `artists_tuned` on the same seeds: 0.7000 ± 0.0000. The winner is ahead of it only "
             "within the seeds' spread.") in text
     assert "`artists_tuned` recipe" in text
+    # The artists studies with no table yet are listed with the command that runs them.
+    missing = text.split("## Studies not run yet")[1].split("##")[0]
+    assert "`kerascnn reproduce artists`" in missing and "- `artists.dropout`: dropout rate" in missing
+    assert "artists.pooling" not in missing and "artists.robustness" not in missing
+    # Beside the Markdown, the studies and searches as the README's tables read them.
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert [s["study"] for s in sidecar["studies"]] == ["artists.pooling", "artists.robustness"]
+    assert sidecar["studies"][0] == {"study": "artists.pooling", "task": "artists", "seeds": 2, "epochs": 3,
+                                     "best": "max", "best_val": 0.7, "best_sd": 0.02, "reference": "none",
+                                     "reference_val": 0.6, "reference_sd": 0.01, "verdict": "+0.1000, finding"}
+    assert sidecar["studies"][1] == {"study": "artists.robustness", "task": "artists", "seeds": 2, "epochs": 3}
+    assert sidecar["searches"] == [{"task": "artists", "tuner": "hyperband", "trials": 5, "minutes": 3.0,
+                                    "max_epochs": 30, "seeds": [1, 2], "winner": 0.71, "winner_sd": 0.0141,
+                                    "hand_recipe": "artists_tuned", "hand": 0.7, "hand_sd": 0.0, "verdict": "within noise",
+                                    "test": None}]
 
 
 def test_report_without_studies_says_what_to_run(tmp_path):
@@ -161,7 +181,7 @@ def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path,
 
 
 def test_the_readme_results_table_has_one_row_per_task_from_the_reports(tmp_path):
-    from kerascnn.report import RESULTS_BEGIN, RESULTS_END, results_rows, write_results
+    from kerascnn.report import RESULTS_BEGIN, RESULTS_END, block_markers, readme_tables, results_rows, write_results
     from kerascnn.tasks import TASKS
 
     reports = tmp_path / "docs" / "reports"
@@ -183,28 +203,66 @@ def test_the_readme_results_table_has_one_row_per_task_from_the_reports(tmp_path
     assert by_task["folder"]["command"] == "`kerascnn train --task folder --data-dir DIR`"
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\nbefore\n{RESULTS_BEGIN}\nold table\n{RESULTS_END}\nafter\n")
+    studies_begin, studies_end = block_markers("studies")
+    searches_begin, searches_end = block_markers("searches")
+    readme.write_text(f"# x\n\nbefore\n{RESULTS_BEGIN}\nSTALE table\n{RESULTS_END}\nbetween\n"
+                      f"{studies_begin}\n{studies_end}\n{searches_begin}\nSTALE\n{searches_end}\nafter\n")
     assert main(["results", "--reports", str(reports), "--readme", str(readme), "--json"]) == 0
     text = readme.read_text()
     assert text.startswith(f"# x\n\nbefore\n{RESULTS_BEGIN}\n| task | command | val_accuracy |")
-    assert text.endswith(f"{RESULTS_END}\nafter\n") and "old table" not in text
+    assert text.endswith(f"{searches_end}\nafter\n") and "STALE" not in text
+    assert f"{RESULTS_END}\nbetween\n{studies_begin}\n| study |" in text
     assert "| artists | `kerascnn train --task artists` | 0.6703 |  | 50 | 50 px | 2 s | [artists](docs/reports/artists.md) |" \
         in text.splitlines()
-    assert len([line for line in text.splitlines() if line.startswith("| ")]) == len(TASKS) + 1  # and the header
+    results_block = text.split(RESULTS_BEGIN)[1].split(RESULTS_END)[0]
+    assert len([line for line in results_block.splitlines() if line.startswith("| ")]) == len(TASKS) + 1
     assert by_task["clipart_resnet50_finetune"]["epochs"] == "3+6"  # head, then fine-tuning
-    readme.write_text("# no markers\n")
-    with pytest.raises(ValueError, match="has no results block"):
-        write_results(readme, rows)
-    assert readme.read_text() == "# no markers\n"
+    readme.write_text(f"# only the results block\n{RESULTS_BEGIN}\n{RESULTS_END}\n")
+    with pytest.raises(ValueError, match="has no studies, searches block"):
+        write_results(readme, readme_tables(reports=str(reports), link_from=str(tmp_path)))
+    assert readme.read_text() == f"# only the results block\n{RESULTS_BEGIN}\n{RESULTS_END}\n"
 
 
-def test_the_readme_results_table_is_the_one_the_committed_reports_make():
+def test_the_readme_has_one_row_per_study_and_search_with_its_verdict(tmp_path):
+    """Studies and searches as the README shows them: the best variant against the reference with the study's
+    verdict, and a search's winner against the hand recipe, on validation and, where there is one, on test."""
+    from kerascnn.report import search_rows, study_rows
+
+    reports = tmp_path / "docs" / "reports"
+    write_json(reports / "faces.json", {"report": "faces", "command": "kerascnn report faces", "runs": [], "studies": [
+        {"study": "faces.transfer", "task": "faces_alexnet_features", "seeds": 3, "epochs": None,
+         "best": "pretrained", "best_val": 0.89646, "best_sd": 0.00219, "reference": "pretrained",
+         "reference_val": 0.89646, "reference_sd": 0.00219, "verdict": "reference"},
+        {"study": "faces.weights", "task": "faces_mlp", "seeds": 1, "epochs": None, "best": "hidden800",
+         "best_val": 0.82197, "best_sd": None, "reference": "hidden300", "reference_val": 0.81061, "reference_sd": None,
+         "verdict": "+0.0114, one seed, no verdict"},
+        {"study": "artists.robustness", "task": "artists_tuned", "seeds": 3, "epochs": None}],
+        "searches": [{"task": "faces_mlp", "tuner": "hyperband", "trials": 162, "minutes": 10.08, "max_epochs": 100,
+                      "seeds": [1, 2, 3], "winner": 0.87753, "winner_sd": 0.00789, "hand_recipe": "faces_mlp",
+                      "hand": 0.87121, "hand_sd": 0.0, "verdict": "within noise",
+                      "test": {"winner_mean": 0.81660, "winner_sd": 0.00430, "baseline_mean": 0.81289,
+                               "baseline_sd": 0.00214, "verdict": "within noise"}}]})
+    rows = study_rows(reports=str(reports), link_from=str(tmp_path))
+    assert rows[0] == {"study": "faces.transfer", "task": "faces_alexnet_features", "seeds": 3,
+                       "best_val": "pretrained 0.8965 ± 0.0022", "reference_val": "pretrained 0.8965 ± 0.0022",
+                       "difference": "the reference is best", "report": "[faces](docs/reports/faces.md#facestransfer)"}
+    assert rows[1]["best_val"] == "hidden800 0.8220" and rows[1]["difference"] == "+0.0114, one seed, no verdict"
+    assert rows[2]["difference"] == "see the report" and rows[2]["best_val"] == ""
+    search = search_rows(reports=str(reports), link_from=str(tmp_path))[0]
+    assert search["budget"] == "hyperband, 162 trials in 10.1 min, up to 100 epochs" and search["seeds"] == "1, 2, 3"
+    assert (search["winner_val"], search["hand_recipe_val"], search["verdict"]) == \
+        ("0.8775 ± 0.0079", "faces_mlp 0.8712 ± 0.0000", "is ahead of it only within the seeds' spread")
+    assert search["test"] == "0.8166 ± 0.0043 against 0.8129 ± 0.0021: is ahead of it only within the seeds' spread"
+    assert search["report"] == "[faces](docs/reports/faces.md#hyperparameter-search-kerastuner)"
+
+
+def test_the_readme_tables_are_the_ones_the_committed_reports_make():
     from pathlib import Path
 
-    from kerascnn.report import RESULTS_BEGIN, RESULTS_COLUMNS, RESULTS_END, results_rows
-    from kerascnn.tables import markdown_lines
+    from kerascnn.report import block_markers, readme_tables
 
     root = Path(__file__).resolve().parents[1]
-    rows = results_rows(reports=str(root / "docs" / "reports"), link_from=str(root))
-    block = (root / "README.md").read_text().split(RESULTS_BEGIN)[1].split(RESULTS_END)[0].strip()
-    assert block == "\n".join(markdown_lines(rows, RESULTS_COLUMNS)), "run `kerascnn results --readme README.md`"
+    readme = (root / "README.md").read_text()
+    for name, table in readme_tables(reports=str(root / "docs" / "reports"), link_from=str(root)).items():
+        begin, end = block_markers(name)
+        assert readme.split(begin)[1].split(end)[0].strip() == table, "run `kerascnn results --readme README.md`"

@@ -130,6 +130,17 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
     after = estimate(plan_steps(["artists"], args["root"]), root=args["root"], data_root=args["data_root"])
     assert [s.left_s for s in after] == [0.0, 0.0, 60.0] and [s.estimate_s for s in after] == [
         s.estimate_s for s in before]
+    # What each step measured: the training time of its runs, the run step 1 made left out of the study's.
+    metrics = json.loads((tmp_path / "out" / "runs" / "tiny_artists" / "metrics.json").read_text())
+    assert (after[0].finished, after[0].runs, after[0].measured_s) == (1, 1, metrics["train_seconds"])
+    assert (after[1].finished, after[1].runs) == (3, 3) and before[1].finished == before[1].measured_s == 0
+    report = (tmp_path / "out" / "reports" / "artists.md").read_text()
+    time_table = report.split("## Time on this machine")[1].split("##")[0]
+    assert "| train tiny_artists | 1 | " in time_table and "| experiment artists.tiny | 3 | " in time_table
+    # Without measuring, a root with no throughput.json gives no estimates, only what was measured.
+    unmeasured = estimate(plan_steps(["artists"], args["root"]), root=tmp_path / "empty", measure=False)
+    assert [s.estimate_s for s in unmeasured[:2]] == [None, None]
+    assert not (tmp_path / "empty" / "throughput.json").exists()
     steps = [line for line in lines if line.startswith("step ")]
     assert steps[0].startswith("step 1 of 3: kerascnn train --task tiny_artists") and "left)" in steps[0]
 

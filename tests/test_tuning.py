@@ -183,6 +183,25 @@ def test_trials_are_train_runs_and_the_winner_is_retrained_on_fresh_seeds(search
     assert len(trial_lines) == 2 and all(", best " in line and " min" in line for line in trial_lines)
 
 
+def test_the_winner_and_the_hand_recipe_are_scored_on_test_only_where_there_is_a_test_split(search, tmp_path):
+    """Test accuracy is scored after the choice, from each seed's best checkpoint; artists has no test split."""
+    from kerascnn.evaluate import evaluate_run
+    from kerascnn.experiments.runner import train_variant
+    from kerascnn.tasks import resolve_config
+    from test_cifar10 import TINY_CONVNET, write_npz
+    from tuning.search import _test_scores
+
+    search_dir, _, result, _ = search
+    assert "test" not in result
+    assert _test_scores(search_dir / "tuning" / "t" / "baseline" / "artists", [1, 2]) is None
+    write_npz(tmp_path / "c.npz", n_train=40, n_more=0, n_test=20)
+    cfg = resolve_config("cifar10", TINY_CONVNET + ["epochs=1", "seed=1"], data_dir=str(tmp_path / "c.npz"))
+    train_variant(cfg, tmp_path / "runs" / "seed1", quiet=True)
+    scores = _test_scores(tmp_path / "runs", [1])
+    assert scores == [evaluate_run(tmp_path / "runs" / "seed1", split="test", checkpoint="best")["accuracy"]]
+    assert 0.0 <= scores[0] <= 1.0
+
+
 def test_the_winners_command_reproduces_its_trial(search):
     """A trial is its --set list: training it again with the same seed and epochs gives the same score."""
     from kerascnn.train import train
@@ -227,7 +246,7 @@ def test_a_finished_search_resumes_without_training_and_the_cli_prints_the_table
 
 
 def test_the_winner_beats_the_hand_recipe_only_beyond_the_seeds_spread():
-    from tuning.search import verdict
+    from tuning.candidates import verdict
 
     assert verdict(0.7253, 0.0110, 0.7143, 0.0110) == "within noise"  # ahead by 1.1 points, spread 2.2
     assert verdict(0.7600, 0.0100, 0.7143, 0.0110) == "beats"
@@ -292,6 +311,22 @@ def test_spent_time_budget_starts_no_trial(tmp_path):
     data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
     with pytest.raises(ValueError, match="no finished trials"):
         run_search(**tune_args(data, tmp_path / "tuning", time_budget=1e-9, tuner="hyperband"))
+
+
+def test_a_finished_search_without_a_budget_file_counts_its_summarys_minutes(search, tmp_path):
+    """A search finished before budget files existed: the same command with more trials allowed starts none."""
+    import shutil
+
+    from tuning.search import BUDGET_FILE, run_search, spent_minutes
+
+    search_dir, data, result, _ = search
+    project = tmp_path / "tuning" / "t"
+    shutil.copytree(search_dir / "tuning" / "t", project)
+    (project / BUDGET_FILE).unlink()
+    assert spent_minutes(project) == result["search_minutes"]
+    again = run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], max_trials=4,
+                                   time_budget=result["search_minutes"]))
+    assert again["trials_finished"] == 2 and again["winner"]["trial"] == result["winner"]["trial"]
 
 
 # ---------------------------------------------------------------- processes: Ctrl-C and several machines

@@ -1,5 +1,5 @@
-"""The candidates table of a search (search score, retrain mean ± sd, optimism), without TensorFlow, so
-``kerascnn report`` can show it without importing KerasTuner."""
+"""The candidates table of a search (search score, retrain mean ± sd, optimism) and the verdict on its winner,
+without TensorFlow, so ``kerascnn report`` can show them without importing KerasTuner."""
 from kerascnn.tables import format_mean_sd
 
 CANDIDATE_COLUMNS = ["rank", "trial", "epochs", "search_score", "retrain", "optimism", "overrides"]
@@ -18,3 +18,12 @@ def write_candidate_tables(project_dir, candidates):
     rows = candidate_rows(candidates)
     atomic_write(project_dir / "candidates.csv", csv_text(rows, CANDIDATE_COLUMNS))
     atomic_write(project_dir / "candidates.md", markdown_table(rows, CANDIDATE_COLUMNS))
+
+
+def verdict(winner_mean, winner_sd, hand_mean, hand_sd):
+    """"beats" when the winner's mean is ahead of the hand recipe's by more than the seeds' spread (the two
+    standard deviations added), "within noise" when it is ahead by less, "does not beat" otherwise; with one
+    seed there is no spread to go by, and "beats" needs only the higher mean."""
+    if winner_mean <= hand_mean:
+        return "does not beat"
+    return "beats" if winner_mean - hand_mean > (winner_sd or 0.0) + (hand_sd or 0.0) else "within noise"

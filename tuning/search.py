@@ -33,7 +33,7 @@ from pathlib import Path
 import keras_tuner
 
 from kerascnn.interrupt import Interrupted, stop_at_safe_points, stop_requested
-from tuning.candidates import write_candidate_tables
+from tuning.candidates import verdict, write_candidate_tables
 
 TUNERS = ("hyperband", "random", "bayesian")
 OBJECTIVE = "val_accuracy"
@@ -43,8 +43,13 @@ BUDGET_FILE = "budget.json"
 
 
 def spent_minutes(project_dir):
-    path = Path(project_dir) / BUDGET_FILE
-    return json.loads(path.read_text())["search_minutes"] if path.exists() else 0.0
+    """Minutes of search already spent in ``project_dir``: its budget file, else a finished search's summary
+    (a search written before budget files existed), else none."""
+    for name in (BUDGET_FILE, "summary.json"):
+        path = Path(project_dir) / name
+        if path.exists():
+            return json.loads(path.read_text())["search_minutes"]
+    return 0.0
 
 
 class BudgetSpent(Exception):
@@ -213,13 +218,15 @@ def _train_seeds(task, sets, seeds, data_dir, folder, progress, label):
     return scores
 
 
-def verdict(winner_mean, winner_sd, hand_mean, hand_sd):
-    """"beats" when the winner's mean is ahead of the hand recipe's by more than the seeds' spread (the two
-    standard deviations added), "within noise" when it is ahead by less, "does not beat" otherwise; with one
-    seed there is no spread to go by, and "beats" needs only the higher mean."""
-    if winner_mean <= hand_mean:
-        return "does not beat"
-    return "beats" if winner_mean - hand_mean > (winner_sd or 0.0) + (hand_sd or 0.0) else "within noise"
+def _test_scores(folder, seeds):
+    """Test accuracy of each seed's best-validation checkpoint under ``folder``, scored after the choice is
+    made and never used for it; None when the task's data has no labelled test split."""
+    from kerascnn.evaluate import evaluate_run
+
+    try:
+        return [evaluate_run(folder / f"seed{seed}", split="test", checkpoint="best")["accuracy"] for seed in seeds]
+    except ValueError:  # no test split (artists, caltech101) or one without labels (clipart)
+        return None
 
 
 def finished_configurations(tuner):
@@ -327,6 +334,9 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
             splits.append({"split_seed": split, "winner": won[0], "baseline": held[0]})
 
     hand_mean, hand_sd = mean_sd(hand)
+    # Test accuracy of the winner and the hand recipe, scored once the winner is chosen on validation.
+    winner_test = _test_scores(project_dir / "retrain" / f"trial_{winner['trial']}", seeds)
+    hand_test = _test_scores(project_dir / "baseline" / baseline, seeds)
     summary = {
         "task": task, "tuner": tuner, "space": space.name, "tuning_dir": str(project_dir), "max_epochs": max_epochs,
         "trials_finished": sum(1 for t in search.oracle.trials.values() if t.score is not None),
@@ -340,6 +350,11 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
         "split_seeds": splits,
     }
     summary["beats_baseline"] = summary["verdict"] == "beats"
+    if winner_test is not None and hand_test is not None:
+        (test_mean, test_sd), (hand_test_mean, hand_test_sd) = mean_sd(winner_test), mean_sd(hand_test)
+        summary["test"] = {"winner_scores": winner_test, "winner_mean": test_mean, "winner_sd": test_sd,
+                           "baseline_scores": hand_test, "baseline_mean": hand_test_mean, "baseline_sd": hand_test_sd,
+                           "verdict": verdict(test_mean, test_sd, hand_test_mean, hand_test_sd)}
     if splits:
         summary["split_winner_mean"], summary["split_winner_sd"] = mean_sd([s["winner"] for s in splits])
         summary["split_baseline_mean"], summary["split_baseline_sd"] = mean_sd([s["baseline"] for s in splits])
