@@ -202,6 +202,20 @@ def test_the_winner_and_the_hand_recipe_are_scored_on_test_only_where_there_is_a
     assert 0.0 <= scores[0] <= 1.0
 
 
+def test_tied_trials_rank_by_id_whatever_order_the_oracle_lists_them():
+    from types import SimpleNamespace
+
+    from tuning.search import finished_configurations
+
+    def trial(trial_id, score, lr):
+        return SimpleNamespace(trial_id=trial_id, score=score, hyperparameters=SimpleNamespace(values={"lr": lr}))
+
+    tuner = SimpleNamespace(spec={"max_epochs": 2}, searched=lambda hp: [f"learning_rate={hp.values['lr']}"],
+                            oracle=SimpleNamespace(trials={"2": trial("2", 1.0, 3), "1": trial("1", 1.0, 2),
+                                                           "0": trial("0", 0.5, 1)}))
+    assert [c["trial"] for c in finished_configurations(tuner)] == ["1", "2", "0"]
+
+
 def test_the_winners_command_reproduces_its_trial(search):
     """A trial is its --set list: training it again with the same seed and epochs gives the same score."""
     from kerascnn.train import train

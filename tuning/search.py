@@ -240,7 +240,8 @@ def finished_configurations(tuner):
         if searched not in best or trial.score > best[searched]["search_score"]:
             best[searched] = {"trial": trial.trial_id, "epochs": epochs, "search_score": trial.score,
                               "overrides": list(searched)}
-    return sorted(best.values(), key=lambda c: -c["search_score"])
+    # Ties broken by trial id: a reloaded oracle lists its trials in another order than the live one.
+    return sorted(best.values(), key=lambda c: (-c["search_score"], c["trial"]))
 
 
 # ---------------------------------------------------------------- the search
