@@ -10,6 +10,9 @@ Four figures, each measured separately so a slow part is visible:
   the training loop a run would use (``train_loop``: the graph loop, or ``model.fit``);
 - run: a complete ``kerascnn train`` run (history, checkpoints, metrics) on the real data, whose
   wall time includes every fixed cost a user pays.
+With ``against`` (a runs root such as ``reproduce/runs``), step is measured on the exact config of each
+task's finished run there and set against that run's own training throughput (``run_over_step``), so
+long runs need not be repeated to see what their loop, validation and input pipeline cost.
 Peak resident memory of the process is reported with each row.
 """
 import math
@@ -130,6 +133,40 @@ def full_run(cfg):
             "train_images_per_s": metrics["images_per_s"], "best_val_accuracy": round(metrics["best_val_accuracy"], 4)}
 
 
+def run_against_step(run_dir, *, synthetic_images=1536, step_epochs=1):
+    """A finished run's training throughput against the synthetic step of its own config, measured now. A
+    recipe that trains a frozen backbone before fine-tuning is measured per phase, and the step figure is
+    what its epochs would take at step speed. ``later_over_step`` leaves out the first epoch (tracing)."""
+    from kerascnn import rundir
+    from kerascnn.data import dataset_module
+    from kerascnn.reproduce import run_phases, without_weights
+
+    metrics = rundir.read_json(run_dir, "metrics.json")
+    cfg = without_weights(rundir.load_config(run_dir)).replace(tensorboard=False)
+    shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
+    epochs_left, step_seconds, phase_rows = metrics["epochs_run"], 0.0, []
+    for phase, epochs in run_phases(cfg):
+        epochs = min(epochs, epochs_left)
+        epochs_left -= epochs
+        if epochs:
+            step = step_throughput(phase, shape, classes, images=synthetic_images, epochs=step_epochs)
+            step_seconds += epochs * metrics["train_images"] / step["step_images_per_s"]
+            phase_rows.append(step)
+    images = metrics["epochs_run"] * metrics["train_images"]
+    later = sorted(row["seconds"] for row in rundir.read_history(run_dir)[1:])
+    row = {"model": cfg.model, "batch": cfg.batch_size, "image_size": cfg.image_size,
+           "step_images_per_s": round(images / step_seconds, 1),
+           "ms_per_step": phase_rows[-1]["ms_per_step"], "warmup_s": phase_rows[0]["warmup_s"],
+           "epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"],
+           "run_images_per_s": metrics["images_per_s"],
+           "run_over_step": round(step_seconds / metrics["train_seconds"], 3)}
+    if later and len(phase_rows) == 1:  # per-epoch speed is only comparable within one phase
+        later_images_per_s = metrics["train_images"] / later[len(later) // 2]
+        row["later_epoch_images_per_s"] = round(later_images_per_s, 1)
+        row["later_over_step"] = round(later_images_per_s / row["step_images_per_s"], 3)
+    return row
+
+
 def runtime_info():
     """What the figures depend on besides the machine: backend, versions and TensorFlow's CPU kernels."""
     import keras
@@ -148,12 +185,16 @@ PARTS = ("decode", "pipeline", "step", "run")
 
 
 def run_benchmark(*, tasks=("artists",), parts=PARTS, epochs=None, synthetic_images=1536, step_epochs=1, repeats=1,
-                  overrides=(), data_dir=None):
+                  overrides=(), data_dir=None, against=None):
     """One row of figures per task and repeat: the ``parts`` measured (see the module docstring), the
-    full run over ``epochs`` (default: the task's), and peak memory."""
+    full run over ``epochs`` (default: the task's), and peak memory. With ``against`` (a runs root), one row
+    per task with a finished run there: that run against the step of its config (``run_against_step``)."""
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown benchmark part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if against is not None:
+        return against_runs(tasks=tasks, runs=against, synthetic_images=synthetic_images, step_epochs=step_epochs,
+                            repeats=repeats)
     rows = []
     for task in tasks:
         sets = list(overrides) + ([f"epochs={epochs}"] if epochs else [])
@@ -183,4 +224,30 @@ def run_benchmark(*, tasks=("artists",), parts=PARTS, epochs=None, synthetic_ima
             if device_peak is not None:
                 row["device_peak_mem_mb"] = device_peak
             rows.append(row)
+    return rows
+
+
+def against_runs(*, tasks, runs, synthetic_images=1536, step_epochs=1, repeats=1):
+    """``run_against_step`` for each task's run under ``runs`` (``runs/<task>``, as ``kerascnn reproduce``
+    lays them out); ``tasks`` may be ``["all"]``: every task with a finished run there."""
+    from pathlib import Path
+
+    from kerascnn.tasks import TASKS
+
+    runs = Path(runs)
+    names = list(TASKS) if list(tasks) == ["all"] else list(tasks)
+    unknown = [name for name in names if name not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task {', '.join(unknown)}; choose from all, {', '.join(TASKS)}")
+    finished = [name for name in names if (runs / name / "metrics.json").exists()]
+    missing = sorted(set(names) - set(finished)) if list(tasks) != ["all"] else []
+    if missing or not finished:
+        raise FileNotFoundError(f"no finished run under {runs} for {', '.join(missing) or 'any task'}; "
+                                f"`kerascnn reproduce FAMILY --root {runs.parent}` makes them")
+    rows = []
+    for name in finished:
+        for repeat in range(repeats):
+            rows.append({"task": name, "repeat": repeat,
+                         **run_against_step(runs / name, synthetic_images=synthetic_images, step_epochs=step_epochs),
+                         "peak_mem_mb": peak_memory_mb()})
     return rows

@@ -315,7 +315,7 @@ def cmd_benchmark(args):
 
     rows = run_benchmark(tasks=args.task, parts=args.parts, epochs=args.epochs,
                          synthetic_images=args.synthetic_images, step_epochs=args.step_epochs, repeats=args.repeats,
-                         overrides=args.set or (), data_dir=args.data_dir)
+                         overrides=args.set or (), data_dir=args.data_dir, against=args.against)
     runtime = runtime_info()
     emit(args, " ".join(f"{k}={v}" for k, v in runtime.items()) + "\n" + format_table(rows),
          {"runtime": runtime, "results": rows})
@@ -568,6 +568,9 @@ def build_parser():
     p.add_argument("--synthetic-images", type=int, default=1536, help="images per synthetic step epoch")
     p.add_argument("--step-epochs", type=int, default=1, help="epochs of the synthetic step measurement (default 1)")
     p.add_argument("--repeats", type=int, default=1, help="measurements per part; the table reports each (default 1)")
+    p.add_argument("--against", metavar="RUNS",
+                   help="a runs root (e.g. reproduce/runs): time the step of each task's finished run there and "
+                        "set the run's own throughput against it; --task all takes every task found")
     _common(p)
     p.set_defaults(fn=cmd_benchmark)
 

@@ -150,6 +150,16 @@ STUDY_FIGURES = (("sweep.png", "accuracy against the swept value"),
                  ("curves.png", "validation (solid) and train (dotted) curves per variant"))
 
 
+def study_epochs(study, info):
+    """The epochs a study ran for: `--epochs`, else the last `epochs=` among its base and `--set` overrides
+    (reproduce shortens some studies that way); None when the task's own recipe decided."""
+    if info.get("epochs"):
+        return info["epochs"]
+    sets = (study.base if study else []) + info.get("overrides", [])
+    values = [item.split("=", 1)[1] for item in sets if item.startswith("epochs=")]
+    return values[-1] if values else None
+
+
 def study_section(name, study_dir, out, figures=None):
     from kerascnn.experiments import STUDIES
 
@@ -159,8 +169,8 @@ def study_section(name, study_dir, out, figures=None):
     table = [line for line in table if not line.startswith("### ")]
     while table and not table[0].strip():
         table.pop(0)
-    runs = f"{info.get('repeats', 1)} seed(s) per variant" + (f", {info['epochs']} epochs" if info.get("epochs")
-                                                                else "")
+    epochs = study_epochs(study, info)
+    runs = f"{info.get('repeats', 1)} seed(s) per variant" + (f", {epochs} epochs" if epochs else "")
     lines = [f"### {name}", "", f"*What was varied:* {study.description if study else info.get('description', '')} "
              f"(base task `{info.get('task', study.task if study else '?')}`, {runs}; "
              f"`kerascnn experiment {name}`).", ""] + table + [""]
@@ -423,6 +433,10 @@ def study_summary(study_dir):
         summary.update(best=best["variant"], best_val=best["val_accuracy"], best_sd=best.get("val_accuracy_std"),
                        reference=reference["variant"], reference_val=reference["val_accuracy"],
                        reference_sd=reference.get("val_accuracy_std"), verdict=best.get("verdict", ""))
+    elif any("best_val_accuracy" in row and "last_val_accuracy" in row for row in info.get("rows", [])):
+        # A best-against-last study (cifar10.early_stopping): what restoring the best checkpoint gains.
+        summary["checkpoints"] = [{"variant": row["variant"], "best": row["best_val_accuracy"],
+                                   "last": row["last_val_accuracy"]} for row in info["rows"]]
     return summary
 
 
@@ -510,6 +524,9 @@ def study_rows(*, reports="docs/reports", link_from="."):
                 row["reference_val"] = f"{study['reference']} {format_mean_sd(study['reference_val'], study['reference_sd'])}"
                 row["difference"] = ("the reference is best" if study["verdict"] == "reference"
                                      else study["verdict"])
+            elif study.get("checkpoints"):
+                row["difference"] = "best minus last checkpoint: " + ", ".join(
+                    f"{c['variant']} {c['best'] - c['last']:+.4f}" for c in study["checkpoints"])
             rows.append(row)
     return rows
 

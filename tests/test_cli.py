@@ -131,6 +131,25 @@ def test_benchmark_reports_every_figure(trained_run):
     assert out["runtime"]["backend"] == "tensorflow" and out["runtime"]["cpu_kernels"] in ("onednn", "eigen")
 
 
+def test_benchmark_sets_a_finished_run_against_the_step_of_its_own_config(trained_run, tmp_path):
+    run, _ = trained_run
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "artists").symlink_to(run)  # the layout `kerascnn reproduce` writes: RUNS/<task>
+    out = last_json(kerascnn("benchmark", "--task", "all", "--against", runs, "--synthetic-images", 32, "--json"))
+    (row,) = out["results"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (row["task"], row["epochs"], row["batch"]) == ("artists", 3, 8)  # the run's config, not the task's
+    assert row["run_images_per_s"] == metrics["images_per_s"] and row["step_images_per_s"] > 0
+    expected = 3 * metrics["train_images"] / row["step_images_per_s"] / metrics["train_seconds"]
+    assert row["run_over_step"] == pytest.approx(expected, rel=0.01)
+    assert row["later_over_step"] > 0
+    proc = kerascnn("benchmark", "--task", "cifar10", "--against", runs, check=False)
+    assert proc.returncode == 2 and "no finished run" in proc.stderr and "kerascnn reproduce" in proc.stderr
+    proc = kerascnn("benchmark", "--task", "nope", "--against", runs, check=False)
+    assert proc.returncode == 2 and "unknown task nope" in proc.stderr and "faces_mlp" in proc.stderr
+
+
 def test_errors_are_clear_and_exit_2(tmp_path):
     proc = kerascnn("train", "--task", "artists", "--set", "epoch=3", check=False)
     assert proc.returncode == 2 and "unknown key 'epoch'" in proc.stderr and "epochs" in proc.stderr

@@ -236,7 +236,10 @@ def test_the_readme_has_one_row_per_study_and_search_with_its_verdict(tmp_path):
         {"study": "faces.weights", "task": "faces_mlp", "seeds": 1, "epochs": None, "best": "hidden800",
          "best_val": 0.82197, "best_sd": None, "reference": "hidden300", "reference_val": 0.81061, "reference_sd": None,
          "verdict": "+0.0114, one seed, no verdict"},
-        {"study": "artists.robustness", "task": "artists_tuned", "seeds": 3, "epochs": None}],
+        {"study": "artists.robustness", "task": "artists_tuned", "seeds": 3, "epochs": None},
+        {"study": "cifar10.early_stopping", "task": "cifar10", "seeds": 1, "epochs": None, "checkpoints": [
+            {"variant": "plain", "best": 0.5638, "last": 0.5638}, {"variant": "batch_norm", "best": 0.6760,
+                                                                    "last": 0.6741}]}],
         "searches": [{"task": "faces_mlp", "tuner": "hyperband", "trials": 162, "minutes": 10.08, "max_epochs": 100,
                       "seeds": [1, 2, 3], "winner": 0.87753, "winner_sd": 0.00789, "hand_recipe": "faces_mlp",
                       "hand": 0.87121, "hand_sd": 0.0, "verdict": "within noise",
@@ -248,6 +251,7 @@ def test_the_readme_has_one_row_per_study_and_search_with_its_verdict(tmp_path):
                        "difference": "the reference is best", "report": "[faces](docs/reports/faces.md#facestransfer)"}
     assert rows[1]["best_val"] == "hidden800 0.8220" and rows[1]["difference"] == "+0.0114, one seed, no verdict"
     assert rows[2]["difference"] == "see the report" and rows[2]["best_val"] == ""
+    assert rows[3]["difference"] == "best minus last checkpoint: plain +0.0000, batch_norm +0.0019"
     search = search_rows(reports=str(reports), link_from=str(tmp_path))[0]
     assert search["budget"] == "hyperband, 162 trials in 10.1 min, up to 100 epochs" and search["seeds"] == "1, 2, 3"
     assert (search["winner_val"], search["hand_recipe_val"], search["verdict"]) == \
@@ -266,3 +270,27 @@ def test_the_readme_tables_are_the_ones_the_committed_reports_make():
     for name, table in readme_tables(reports=str(root / "docs" / "reports"), link_from=str(root)).items():
         begin, end = block_markers(name)
         assert readme.split(begin)[1].split(end)[0].strip() == table, "run `kerascnn results --readme README.md`"
+
+
+def test_a_study_section_states_the_epochs_it_ran_for():
+    from kerascnn.experiments import STUDIES
+    from kerascnn.report import study_epochs
+
+    early = STUDIES["cifar10.early_stopping"]
+    assert study_epochs(early, {"epochs": None, "overrides": []}) == "50"  # its own base
+    assert study_epochs(early, {"epochs": None, "overrides": ["epochs=30"]}) == "30"  # reproduce's --set
+    assert study_epochs(early, {"epochs": 12, "overrides": ["epochs=30"]}) == 12  # --epochs wins
+    assert study_epochs(STUDIES["cifar10.batchnorm"], {}) is None  # the task's recipe decides
+
+
+def test_a_best_against_last_study_summarises_what_restoring_the_best_checkpoint_gains(tmp_path):
+    from kerascnn.report import study_summary
+
+    write_json(tmp_path / "cifar10.early_stopping" / "study.json", {
+        "study": "cifar10.early_stopping", "task": "cifar10", "repeats": 1, "epochs": None, "rows": [
+            {"variant": "plain", "best_val_accuracy": 0.56, "last_val_accuracy": 0.55},
+            {"variant": "batch_norm", "best_val_accuracy": 0.68, "last_val_accuracy": 0.68}]})
+    summary = study_summary(tmp_path / "cifar10.early_stopping")
+    assert summary["checkpoints"] == [{"variant": "plain", "best": 0.56, "last": 0.55},
+                                      {"variant": "batch_norm", "best": 0.68, "last": 0.68}]
+    assert "best" not in summary  # no variant is "best": the question is best against last within each

@@ -56,7 +56,7 @@ study(
 
 study(
     "cifar10.early_stopping", "cifar10",
-    "50 epochs; the best-validation checkpoint against the last one, on train and val (Q2b; use --repeats)",
+    "the best-validation checkpoint against the last one, on train and val (Q2b; use --repeats)",
     variants=[("plain", []), ("batch_norm", ["model.batch_norm=true"])],
     base=["epochs=50"],
     post=best_vs_last,
