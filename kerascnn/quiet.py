@@ -54,6 +54,27 @@ def import_tensorflow(verbose=False):
             # The first device listing initialises CUDA, which logs cuInit's failure on machines without GPUs.
             tf.config.list_physical_devices()
         import keras  # noqa: F401
+    if not verbose:
+        drop_retracing_warnings()
+
+
+class _NotRetracing:
+    """A logging filter that drops TensorFlow's "triggered tf.function retracing" warning."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def drop_retracing_warnings():
+    """A study, search or reproduce trains many models in one process, and each model's predict function is
+    traced once for its own shapes. TensorFlow counts traces by the function's code, not the model, so from
+    the third run on it warns (several lines each time) that a function is "retraced in a loop", which here
+    is by design. Other TensorFlow warnings still show; ``--verbose`` shows this one too."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NotRetracing) for f in logger.filters):
+        logger.addFilter(_NotRetracing())
 
 
 def warn_once():

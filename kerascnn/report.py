@@ -201,12 +201,12 @@ def search_verdict(summary):
     return summary.get("verdict") or verdict(winner["retrain_mean"], winner["retrain_sd"], hand["mean"], hand["sd"])
 
 
-def tuning_section(summary, summary_path, out):
+def tuning_section(summary, search_name):
     from tuning.candidates import CANDIDATE_COLUMNS, candidate_rows
 
     winner, hand = summary["winner"], summary["baseline"]
     seeds = ", ".join(map(str, summary["seeds"]))
-    lines = [f"### {summary['tuner']} search (`{_rel(summary_path.parent, out)}`)", "",
+    lines = [f"### {summary['tuner']} search `{search_name}`", "",
              f"{summary['trials_finished']} trials finished in {summary['search_minutes']:.1f} min of search, "
              f"trials up to {summary['max_epochs']} epochs, space `{summary['space']}`. The top "
              f"{len(summary['candidates'])} were retrained for {summary['max_epochs']} epochs on seeds {seeds}; "
@@ -366,9 +366,11 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
     summaries = sorted(p for p in tuning_root.glob("*/summary.json")
                        if covers(task, json.loads(p.read_text()).get("task", "")))
     if summaries:
-        lines += ["## Hyperparameter search (KerasTuner)", ""]
+        lines += ["## Hyperparameter search (KerasTuner)", "",
+                  f"Each search is a directory under `{tuning_root}`, written by `kerascnn tune`.", ""]
         for path in summaries:
-            lines += tuning_section(json.loads(path.read_text()), path, out)
+            # Named by its directory under --tuning: a path relative to the report would point outside the repo.
+            lines += tuning_section(json.loads(path.read_text()), path.parent.name)
     for covered in tasks:
         lines += tuned_recipe_section(covered)
     if not study_dirs and not summaries and not run_rows:

@@ -139,3 +139,18 @@ def test_bars_are_silent_off_a_terminal(capsys):
     callback(1024, 2048)
     callback(2048, 2048)
     assert "download a.zip 2.0 KB/2.0 KB" in capsys.readouterr().err
+
+
+def test_tensorflow_retracing_warnings_are_dropped_and_other_warnings_kept():
+    import logging
+
+    from kerascnn.quiet import import_tensorflow
+
+    import_tensorflow(verbose=False)
+    logger = logging.getLogger("tensorflow")
+
+    def shown(message):
+        return logger.filter(logger.makeRecord("tensorflow", logging.WARNING, __file__, 1, message, (), None))
+
+    assert not shown("5 out of the last 11 calls to <function f> triggered tf.function retracing. Tracing is ...")
+    assert shown("Your input ran out of data; interrupting training.")
