@@ -76,7 +76,7 @@ class FitLoop:
     def fit(self, callbacks, *, epochs, initial_epoch=0, verbose=1, validation_freq=1):
         validated = [e + 1 for e in range(initial_epoch, epochs) if validates(validation_freq, e, epochs)]
         self.model.fit(self.train_ds, validation_data=self.val_ds, callbacks=callbacks, epochs=epochs,
-                       initial_epoch=initial_epoch, verbose="auto" if verbose else 0, validation_freq=validated,
+                       initial_epoch=initial_epoch, verbose=verbose, validation_freq=validated,
                        class_weight=self.class_weight)
 
     def evaluate(self, x, y):

@@ -18,6 +18,17 @@ def stderr_is_tty():
         return False
 
 
+def keras_verbose(quiet):
+    """Keras's ``verbose`` for training: off when quiet, a live bar on a terminal, and one line per epoch
+    when stdout goes to a file or pipe, where a bar would write every step's redraw into the log."""
+    if quiet:
+        return 0
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return 2
+
+
 def _bytes(n):
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -18,6 +18,7 @@ import numpy as np
 from kerascnn import rundir
 from kerascnn.io import atomic_path, write_json
 from kerascnn.models.backbone import backbone_source, check_weights_sources
+from kerascnn.progress import keras_verbose
 
 
 def configure_runtime(cfg):
@@ -242,7 +243,7 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
         nonlocal loop
         with history.phase():
             loop = make_loop(model, cfg, splits, augmentation=augmentation, scope=scope)
-            loop.fit(callbacks, epochs=end_epoch, initial_epoch=state["epoch"], verbose=0 if quiet else 1,
+            loop.fit(callbacks, epochs=end_epoch, initial_epoch=state["epoch"], verbose=keras_verbose(quiet),
                      validation_freq=cfg.validation_freq)
 
     if state["phase"] == "train" and state["epoch"] < cfg.epochs and not state["stopped_early"]:

@@ -150,6 +150,15 @@ def test_benchmark_sets_a_finished_run_against_the_step_of_its_own_config(traine
     assert proc.returncode == 2 and "unknown task nope" in proc.stderr and "faces_mlp" in proc.stderr
 
 
+def test_training_into_a_file_logs_one_line_per_epoch_not_a_bar(trained_run, tmp_path):
+    _, data = trained_run
+    proc = kerascnn("train", "--task", "artists", "--data-dir", data, "--run-dir", tmp_path / "run",
+                    "--set", "epochs=2", "batch_size=8")
+    epoch_lines = [line for line in proc.stdout.splitlines() if "val_accuracy" in line]
+    assert len(epoch_lines) == 2, proc.stdout  # Keras's verbose=2: one summary line per epoch
+    assert "━" not in proc.stdout and "\x1b[" not in proc.stdout  # no bar redraws in a log
+
+
 def test_errors_are_clear_and_exit_2(tmp_path):
     proc = kerascnn("train", "--task", "artists", "--set", "epoch=3", check=False)
     assert proc.returncode == 2 and "unknown key 'epoch'" in proc.stderr and "epochs" in proc.stderr
