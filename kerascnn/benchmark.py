@@ -7,9 +7,12 @@ Four figures, each measured separately so a slow part is visible:
 - step: steady-state training images/s and ms per step of the compiled train step, on synthetic
   data of the task's shape (what ``../shared/bench/torch_ref.py`` times), after two warm-up steps
   (``warmup_s``: those two steps, with the tracing and graph optimisation of the first), through
-  the training loop a run would use (``train_loop``: the graph loop, or ``model.fit``);
+  the training loop a run would use (``train_loop``: the graph loop, or ``model.fit``); for a recipe
+  that augments, also the same step with its augmentation (``step_aug_images_per_s``);
 - run: a complete ``kerascnn train`` run (history, checkpoints, metrics) on the real data, whose
-  wall time includes every fixed cost a user pays.
+  wall time includes every fixed cost a user pays, and the part of it spent evaluating (``eval_s``:
+  validation and test tracking after each epoch), so ``fit_images_per_s`` is training's own speed.
+With step and run both measured, ``step_ratios`` sets the run against the step.
 With ``against`` (a runs root such as ``reproduce/runs``), step is measured on the exact config of each
 task's finished run there and set against that run's own training throughput (``run_over_step``), so
 long runs need not be repeated to see what their loop, validation and input pipeline cost.
@@ -76,11 +79,13 @@ def pipeline_throughput(cfg, splits, augment, epochs=3):
     return round(n / times[0], 1), round(n * (epochs - 1) / sum(times[1:]), 1)
 
 
-def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
+def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1, augment=False):
     """Steady-state training images/s on synthetic data of the task's shape (float32 unless the recipe says),
-    through the loop ``kerascnn train`` would use (``train_loop``)."""
+    through the loop ``kerascnn train`` would use (``train_loop``). ``augment``: with the recipe's
+    augmentation on every batch, where the run puts it (inside the graph loop's step, or in the pipeline)."""
     import keras
 
+    from kerascnn.data.augment import build_augmentation
     from kerascnn.data.pipeline import make_dataset
     from kerascnn.speedups.graph_loop import GraphLoop, use_graph_loop
     from kerascnn.train import build_model, compile_model, configure_runtime
@@ -92,8 +97,9 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
     y = rng.integers(0, num_classes, images)
     model = build_model(cfg, input_shape, num_classes)
     compile_model(model, cfg)
+    augmentation = build_augmentation(cfg.augment, seed=0) if augment else None
     if use_graph_loop(cfg, model):
-        loop = GraphLoop(model, (x, y), (x[:0], y[:0]), num_classes, cfg.batch_size)
+        loop = GraphLoop(model, (x, y), (x[:0], y[:0]), num_classes, cfg.batch_size, augmentation=augmentation)
         t = time.perf_counter()
         logs = loop.train_batches(0, 0, 2)
         float(logs["loss"])
@@ -102,9 +108,10 @@ def step_throughput(cfg, input_shape, num_classes, images=1536, epochs=1):
         loop.fit([], epochs=epochs, verbose=0)
         seconds = time.perf_counter() - t
     else:
-        ds = make_dataset(x, y, num_classes, cfg.batch_size, training=True, pipeline=cfg.input_pipeline)
+        ds = make_dataset(x, y, num_classes, cfg.batch_size, training=True, augmentation=augmentation,
+                          pipeline=cfg.input_pipeline)
         warm = make_dataset(x[: 2 * cfg.batch_size], y[: 2 * cfg.batch_size], num_classes, cfg.batch_size,
-                            pipeline=cfg.input_pipeline)
+                            training=True, augmentation=augmentation, pipeline=cfg.input_pipeline)
         t = time.perf_counter()
         model.fit(warm, epochs=1, verbose=0)
         warmup = time.perf_counter() - t
@@ -125,18 +132,38 @@ def full_run(cfg):
         t = time.perf_counter()
         metrics = train(cfg, run_dir=f"{tmp}/run", quiet=True)
         wall = time.perf_counter() - t
-        epoch_seconds = [row["seconds"] for row in rundir.read_history(f"{tmp}/run")]
+        rows = rundir.read_history(f"{tmp}/run")
     # The first epoch carries the one-off cost of tracing and optimising the train and eval graphs.
-    later = sorted(epoch_seconds[1:]) or [float("nan")]
-    return {"epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"], "run_wall_s": round(wall, 2),
-            "first_epoch_s": round(epoch_seconds[0], 3), "later_epoch_ms": round(1000 * later[len(later) // 2], 1),
-            "train_images_per_s": metrics["images_per_s"], "best_val_accuracy": round(metrics["best_val_accuracy"], 4)}
+    later = sorted(row["seconds"] for row in rows[1:]) or [float("nan")]
+    later_fit = sorted(row["seconds"] - row["eval_seconds"] for row in rows[1:]) or [float("nan")]
+    return {"epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"], "eval_s": metrics.get("eval_seconds"),
+            "run_wall_s": round(wall, 2), "first_epoch_s": round(rows[0]["seconds"], 3),
+            "later_epoch_ms": round(1000 * later[len(later) // 2], 1),
+            "train_images_per_s": metrics["images_per_s"], "fit_images_per_s": metrics.get("fit_images_per_s"),
+            # a later epoch's training alone: no tracing, no evaluation
+            "later_fit_images_per_s": round(metrics["train_images"] / later_fit[len(later_fit) // 2], 1),
+            "best_val_accuracy": round(metrics["best_val_accuracy"], 4)}
+
+
+def step_ratios(row):
+    """What a run's throughput is as a share of the step's, from a row holding both: ``run_over_step`` for the
+    whole run against the model's step, ``fit_over_recipe_step`` for its training alone (evaluation left out)
+    against the step with the recipe's augmentation, the speed the run's training could reach, and
+    ``later_fit_over_recipe_step`` for a later epoch's training (no tracing)."""
+    ratios = {"run_over_step": round(row["train_images_per_s"] / row["step_images_per_s"], 3)}
+    if row.get("fit_images_per_s"):
+        recipe_step = row.get("step_aug_images_per_s") or row["step_images_per_s"]
+        ratios["fit_over_recipe_step"] = round(row["fit_images_per_s"] / recipe_step, 3)
+        ratios["later_fit_over_recipe_step"] = round(row["later_fit_images_per_s"] / recipe_step, 3)
+    return ratios
 
 
 def run_against_step(run_dir, *, synthetic_images=1536, step_epochs=1):
     """A finished run's training throughput against the synthetic step of its own config, measured now. A
     recipe that trains a frozen backbone before fine-tuning is measured per phase, and the step figure is
-    what its epochs would take at step speed. ``later_over_step`` leaves out the first epoch (tracing)."""
+    what its epochs would take at step speed. ``later_over_step`` leaves out the first epoch (tracing);
+    ``fit_over_recipe_step`` sets training alone (evaluation left out) against the step with the recipe's
+    augmentation, for runs that timed their evaluation."""
     from kerascnn import rundir
     from kerascnn.data import dataset_module
     from kerascnn.reproduce import run_phases, without_weights
@@ -144,13 +171,18 @@ def run_against_step(run_dir, *, synthetic_images=1536, step_epochs=1):
     metrics = rundir.read_json(run_dir, "metrics.json")
     cfg = without_weights(rundir.load_config(run_dir)).replace(tensorboard=False)
     shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
-    epochs_left, step_seconds, phase_rows = metrics["epochs_run"], 0.0, []
+    epochs_left, step_seconds, recipe_step_seconds, phase_rows = metrics["epochs_run"], 0.0, 0.0, []
     for phase, epochs in run_phases(cfg):
         epochs = min(epochs, epochs_left)
         epochs_left -= epochs
         if epochs:
             step = step_throughput(phase, shape, classes, images=synthetic_images, epochs=step_epochs)
             step_seconds += epochs * metrics["train_images"] / step["step_images_per_s"]
+            if phase.augment:
+                step = {**step, "step_aug_images_per_s": step_throughput(
+                    phase, shape, classes, images=synthetic_images, epochs=step_epochs, augment=True)["step_images_per_s"]}
+            recipe_step_seconds += epochs * metrics["train_images"] / step.get("step_aug_images_per_s",
+                                                                              step["step_images_per_s"])
             phase_rows.append(step)
     images = metrics["epochs_run"] * metrics["train_images"]
     later = sorted(row["seconds"] for row in rundir.read_history(run_dir)[1:])
@@ -160,6 +192,10 @@ def run_against_step(run_dir, *, synthetic_images=1536, step_epochs=1):
            "epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"],
            "run_images_per_s": metrics["images_per_s"],
            "run_over_step": round(step_seconds / metrics["train_seconds"], 3)}
+    if any("step_aug_images_per_s" in step for step in phase_rows):
+        row["step_aug_images_per_s"] = round(images / recipe_step_seconds, 1)
+    if "eval_seconds" in metrics:  # training alone against the step with the recipe's augmentation
+        row["fit_over_recipe_step"] = round(recipe_step_seconds / (metrics["train_seconds"] - metrics["eval_seconds"]), 3)
     if later and len(phase_rows) == 1:  # per-epoch speed is only comparable within one phase
         later_images_per_s = metrics["train_images"] / later[len(later) // 2]
         row["later_epoch_images_per_s"] = round(later_images_per_s, 1)
@@ -189,16 +225,22 @@ def run_benchmark(*, tasks=("artists",), parts=PARTS, epochs=None, synthetic_ima
     """One row of figures per task and repeat: the ``parts`` measured (see the module docstring), the
     full run over ``epochs`` (default: the task's), and peak memory. With ``against`` (a runs root), one row
     per task with a finished run there: that run against the step of its config (``run_against_step``)."""
+    from kerascnn.reproduce import DATASET_FAMILY
+
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown benchmark part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     if against is not None:
         return against_runs(tasks=tasks, runs=against, synthetic_images=synthetic_images, step_epochs=step_epochs,
                             repeats=repeats)
+    sets = list(overrides) + ([f"epochs={epochs}"] if epochs else []) + ["tensorboard=false"]
+    configs = [resolve_config(task, sets, data_dir=data_dir) for task in tasks]
+    families = sorted({DATASET_FAMILY[cfg.dataset] for cfg in configs})
+    if data_dir is not None and len(families) > 1:
+        raise ValueError(f"--data-dir names one dataset's directory, but these tasks read the {', '.join(families)} "
+                         "data: benchmark each family's tasks in a call of their own")
     rows = []
-    for task in tasks:
-        sets = list(overrides) + ([f"epochs={epochs}"] if epochs else [])
-        cfg = resolve_config(task, sets + ["tensorboard=false"], data_dir=data_dir)
+    for task, cfg in zip(tasks, configs):
         for repeat in range(repeats):
             row = {"task": task, "model": cfg.model, "batch": cfg.batch_size, "repeat": repeat}
             splits = None
@@ -217,8 +259,13 @@ def run_benchmark(*, tasks=("artists",), parts=PARTS, epochs=None, synthetic_ima
 
                     shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
                 row.update(step_throughput(cfg, shape, classes, images=synthetic_images, epochs=step_epochs))
+                if cfg.augment:
+                    row["step_aug_images_per_s"] = step_throughput(
+                        cfg, shape, classes, images=synthetic_images, epochs=step_epochs, augment=True)["step_images_per_s"]
             if "run" in parts:
                 row.update(full_run(cfg))
+            if {"step", "run"} <= set(parts):
+                row.update(step_ratios(row))
             row["peak_mem_mb"] = peak_memory_mb()
             device_peak = accelerator_peak_mb()
             if device_peak is not None:

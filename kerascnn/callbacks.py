@@ -105,12 +105,16 @@ class RecordHistory(keras.callbacks.Callback):
 
     A row's ``seconds`` run from the end of the previous epoch's bookkeeping, or from the start of its
     phase (``with history.phase():``, entered before the loop is built), so the rows add up to the phase's
-    wall time, set-up, tracing and checkpoints included."""
+    wall time, set-up, tracing and checkpoints included. Its ``eval_seconds`` are the part of them spent
+    evaluating: validation (between ``on_test_begin`` and ``on_test_end``) and any evaluation another
+    callback runs ``with history.evaluating():`` (the test split's), so training's own speed can be told
+    from what scoring costs."""
 
     def __init__(self, run_dir, cfg, state, rows):
         super().__init__()
         self.run_dir, self.cfg, self.state, self.rows = Path(run_dir), cfg, state, rows
         self.mark = None  # when the time not yet counted in train_seconds began
+        self.eval_seconds, self.eval_mark = 0.0, None  # this epoch's evaluation so far; when validation began
         self.dirty, self.last_write = False, time.monotonic()
 
     @contextlib.contextmanager
@@ -126,6 +130,22 @@ class RecordHistory(keras.callbacks.Callback):
         if self.mark is None:
             self.mark = time.perf_counter()
 
+    def on_test_begin(self, logs=None):
+        self.eval_mark = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self.eval_mark is not None:
+            self.eval_seconds += time.perf_counter() - self.eval_mark
+            self.eval_mark = None
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.eval_seconds += time.perf_counter() - t
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         now = time.perf_counter()
@@ -135,7 +155,9 @@ class RecordHistory(keras.callbacks.Callback):
         keys = ("loss", "accuracy", "val_loss", "val_accuracy") + (
             ("test_loss", "test_accuracy") if self.cfg.track_test else ())
         self.rows.append({"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in keys},
-                          "lr": current_lr(self.model), "seconds": round(seconds, 4)})
+                          "lr": current_lr(self.model), "seconds": round(seconds, 4),
+                          "eval_seconds": round(self.eval_seconds, 4)})
+        self.eval_seconds = 0.0
         self.dirty = True
         if time.monotonic() - self.last_write >= HISTORY_EVERY:
             self.write()

@@ -295,8 +295,9 @@ def cmd_report(args):
     from kerascnn.report import build_report
 
     result = build_report(task=args.task, studies=args.studies, tuning=args.tuning, runs=args.runs,
-                          figures=args.figures, out=args.out)
-    emit(args, f"wrote {result['path']}", result)
+                          figures=args.figures, out=args.out, keep_absent=args.keep_absent)
+    kept = "".join(f"\nkept from the previous report: {heading.lstrip('#').strip()}" for heading in result["kept"])
+    emit(args, f"wrote {result['path']}{kept}", result)
 
 
 def cmd_results(args):
@@ -548,6 +549,9 @@ def build_parser():
                    "them): adds each task's result and figures")
     p.add_argument("--figures", help="copy the report's figures here (each under 200 KB), e.g. docs/figures/FAMILY")
     p.add_argument("--out", help="the Markdown file to write (default reports/TASK.md)")
+    p.add_argument("--keep-absent", action="store_true",
+                   help="keep the sections of the report already at --out whose studies, searches or runs are "
+                        "absent now (each says so), e.g. to add a study after the other runs were deleted")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_report)
 

@@ -333,47 +333,68 @@ def tuned_recipe_section(task):
             + ["", f"Train it with `kerascnn train --task {task}_tuned`.", ""])
 
 
-def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, figures=None, out=None):
+def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, figures=None, out=None,
+                 keep_absent=False):
     """Write the report on ``task`` (a task or a family of tasks) to ``out`` (default ``reports/<task>.md``).
 
-    Returns ``{"path": ..., "studies": [study names], "searches": [search directories], "runs": [rows]}``.
+    ``keep_absent``: the report already at ``out`` (with its ``.json`` sidecar) keeps what is absent now: each
+    study and search section whose directory is gone, and the task results with their time table when none of
+    the covered tasks' runs is found. Each kept section says so. This adds a new study to a published report
+    after its other runs were deleted, without training them again.
+
+    Returns ``{"path": ..., "studies": [study names], "searches": [search directories], "runs": [rows],
+    "kept": [kept section headings]}``.
     """
     from kerascnn.experiments import STUDIES
     from kerascnn.io import atomic_write, write_json
 
     tasks = covered_tasks(task)
     out = Path(out or Path("reports") / f"{task}.md")
+    previous = PreviousReport(out) if keep_absent else PreviousReport(None)
     studies_root, tuning_root = Path(studies), Path(tuning)
     command = f"kerascnn report {task} --studies {studies} --tuning {tuning}" + (f" --runs {runs}" if runs else "") \
-        + (f" --figures {figures}" if figures else "") + (f" --out {out}" if out else "")
+        + (f" --figures {figures}" if figures else "") + (f" --out {out}" if out else "") \
+        + (" --keep-absent" if keep_absent else "")
     lines = [f"# Report: {task}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `{command}`.", ""]
     run_rows = []
     if runs:
         run_lines, run_rows = runs_section(tasks, runs, out, figures)
         lines += run_lines
-    lines += receptive_field_section(tasks, runs)
     time_lines, time_rows = reproduce_time_section(task, runs)
+    if not run_rows and previous.runs:  # the results stand together: kept whole, with their time table
+        lines += previous.kept("## Tasks")
+        run_rows, time_rows, time_lines = previous.runs, previous.time, previous.kept("## Time on this machine")
+    lines += receptive_field_section(tasks, runs)
     lines += time_lines
 
     study_dirs = sorted(d for d in studies_root.glob("*")
                         if (d / "table.md").exists() and covers(task, study_task(d) or ""))
-    if study_dirs:
+    study_blocks = {d.name: study_section(d.name, d, out, figures) for d in study_dirs}
+    study_rows = {d.name: study_summary(d) for d in study_dirs}
+    for name in set(previous.studies) - set(study_blocks):
+        study_blocks[name], study_rows[name] = previous.kept("## Studies", name), previous.studies[name]
+    if study_blocks:
         lines += ["## Studies", ""]
-        for d in study_dirs:
-            lines += study_section(d.name, d, out, figures)
-    lines += missing_studies_section(task, {d.name for d in study_dirs})
+        for name in sorted(study_blocks):
+            lines += study_blocks[name]
+    lines += missing_studies_section(task, set(study_blocks))
 
     summaries = sorted(p for p in tuning_root.glob("*/summary.json")
                        if covers(task, json.loads(p.read_text()).get("task", "")))
-    if summaries:
-        lines += ["## Hyperparameter search (KerasTuner)", "",
-                  f"Each search is a directory under `{tuning_root}`, written by `kerascnn tune`.", ""]
-        for path in summaries:
-            # Named by its directory under --tuning: a path relative to the report would point outside the repo.
-            lines += tuning_section(json.loads(path.read_text()), path.parent.name)
+    # Named by its directory under --tuning: a path relative to the report would point outside the repo.
+    search_blocks = {p.parent.name: tuning_section(json.loads(p.read_text()), p.parent.name) for p in summaries}
+    search_rows = {p.parent.name: search_summary(json.loads(p.read_text()), p.parent.name) for p in summaries}
+    for name in set(previous.searches) - set(search_blocks):
+        search_blocks[name] = previous.kept(SEARCH_HEADING, name)
+        search_rows[name] = previous.searches[name]
+    if search_blocks:
+        lines += [SEARCH_HEADING, "", f"Each search is a directory under `{tuning_root}`, written by `kerascnn tune`.",
+                  ""]
+        for name in sorted(search_blocks):
+            lines += search_blocks[name]
     for covered in tasks:
         lines += tuned_recipe_section(covered)
-    if not study_dirs and not summaries and not run_rows:
+    if not study_blocks and not search_blocks and not run_rows:
         commands = [f"`kerascnn experiment {name}`" for name, study in STUDIES.items() if covers(task, study.task)]
         commands += [f"`kerascnn tune --task {tasks[0]}`"]
         hint = f": run one of {', '.join(commands)} first" if commands else ""
@@ -382,10 +403,75 @@ def build_report(*, task, studies="studies", tuning="tuning_runs", runs=None, fi
     # The task rows as data beside the Markdown: `kerascnn results` assembles the README's table from them.
     write_json(out.with_suffix(".json"), {
         "report": task, "command": command, "runs": run_rows, "time": time_rows,
-        "studies": [study_summary(d) for d in study_dirs],
-        "searches": [search_summary(json.loads(p.read_text())) for p in summaries]})
-    return {"path": str(out), "studies": [d.name for d in study_dirs], "searches": [str(p.parent) for p in summaries],
-            "runs": run_rows}
+        "studies": [study_rows[name] for name in sorted(study_rows)],
+        "searches": [search_rows[name] for name in sorted(search_rows)]})
+    return {"path": str(out), "studies": sorted(study_blocks), "searches": [str(p.parent) for p in summaries],
+            "runs": run_rows, "kept": previous.kept_headings}
+
+
+SEARCH_HEADING = "## Hyperparameter search (KerasTuner)"
+
+
+class PreviousReport:
+    """The sections of the report already at ``path`` and the rows of its ``.json`` sidecar, to keep those
+    whose inputs are absent now (``build_report(keep_absent=True)``); empty when ``path`` is None or new."""
+
+    def __init__(self, path):
+        self.sections, self.runs, self.time, self.studies, self.searches = {}, [], [], {}, {}
+        self.kept_headings, self.generated = [], ""
+        if path is None or not Path(path).exists() or not Path(path).with_suffix(".json").exists():
+            return
+        text = Path(path).read_text()
+        sidecar = json.loads(Path(path).with_suffix(".json").read_text())
+        self.generated = next((line.split(" by ")[0].removeprefix("Generated ") for line in text.splitlines()
+                               if line.startswith("Generated ")), "")
+        for heading, block in split_sections(text, "## "):
+            self.sections[heading] = block
+            if heading in ("## Studies", SEARCH_HEADING):
+                for sub, lines in split_sections("\n".join(block), "### "):
+                    self.sections[(heading, section_name(sub))] = lines
+        self.studies = {row["study"]: row for row in sidecar.get("studies", [])
+                        if ("## Studies", row["study"]) in self.sections}
+        names = [key[1] for key in self.sections if isinstance(key, tuple) and key[0] == SEARCH_HEADING]
+        # A sidecar row names its search; older sidecars list the searches in the report's order.
+        self.searches = {row.get("name", fallback): row for row, fallback in zip(sidecar.get("searches", []), names)}
+        if "## Tasks" in self.sections:
+            self.runs, self.time = sidecar.get("runs", []), sidecar.get("time", [])
+
+    def kept(self, heading, name=None):
+        """The section's lines as they were, its heading followed by a line saying it was kept."""
+        block = self.sections.get(heading if name is None else (heading, name), [])
+        if not block:
+            return []
+        self.kept_headings.append(block[0])
+        note = f"*Kept from the report generated {self.generated}: its inputs were absent when this one was made.*"
+        if len(block) > 2 and block[2].startswith("*Kept from the report generated"):
+            return list(block)  # kept before: the note names the report that made it
+        return [block[0], "", note] + list(block[1:])
+
+
+def split_sections(text, marker):
+    """``text``'s sections headed by lines starting with ``marker`` (``"## "``): [(heading, lines)], each block's
+    lines from its heading up to the next heading of that level or above. Lines in code blocks are not headings."""
+    sections, current, fenced = [], None, False
+    for line in text.splitlines():
+        fenced ^= line.startswith("```")
+        level = len(marker) - 1
+        heading_level = len(line) - len(line.lstrip("#"))
+        if not fenced and line.startswith("#") and 0 < heading_level <= level and line[heading_level:].startswith(" "):
+            current = (line, [line]) if line.startswith(marker) else None
+            if current:
+                sections.append(current)
+        elif current:
+            current[1].append(line)
+    return sections
+
+
+def section_name(heading):
+    """The name a study or search section is known by: a study's heading is its name (``### cifar10.dropout``),
+    a search's names its directory in backticks (``### hyperband search `faces_mlp_hyperband` ``)."""
+    text = heading.lstrip("#").strip()
+    return text.split("`")[1] if "`" in text else text
 
 
 def reproduce_time_section(task, runs):
@@ -442,10 +528,11 @@ def study_summary(study_dir):
     return summary
 
 
-def search_summary(summary):
-    """A KerasTuner search in one row, for the README: its budget and its winner against the hand recipe."""
+def search_summary(summary, name):
+    """A KerasTuner search (its directory ``name``) in one row, for the README: its budget and its winner
+    against the hand recipe."""
     winner, hand = summary["winner"], summary["baseline"]
-    return {"task": summary["task"], "tuner": summary["tuner"], "trials": summary["trials_finished"],
+    return {"name": name, "task": summary["task"], "tuner": summary["tuner"], "trials": summary["trials_finished"],
             "minutes": summary["search_minutes"], "max_epochs": summary["max_epochs"],
             "seeds": summary["seeds"], "winner": winner["retrain_mean"], "winner_sd": winner["retrain_sd"],
             "hand_recipe": hand["task"], "hand": hand["mean"], "hand_sd": hand["sd"],

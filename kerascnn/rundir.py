@@ -1,7 +1,8 @@
 """A run directory: everything one training run leaves behind, and the input of every other command.
 
     config.json        the fully resolved Config
-    history.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds of wall time)
+    history.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds of wall time and
+                       eval_seconds of them spent evaluating)
     metrics.json       final and best metrics, timing, parameter count
     initial.weights.h5 weights before training
     best.keras         the model at its best validation accuracy

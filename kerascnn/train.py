@@ -225,7 +225,8 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
     loop = None
     if cfg.track_test:
         def evaluate_test():
-            logs = loop.evaluate(splits.test.x, splits.test.y)
+            with history.evaluating():
+                logs = loop.evaluate(splits.test.x, splits.test.y)
             return logs["loss"], logs["accuracy"]
 
         callbacks.insert(0, cb.TrackTest(evaluate_test, follow_validation=len(splits.val.x) > 0))
@@ -294,6 +295,8 @@ def summarise(run_dir, cfg, state, splits, model, data_seconds, loop):
                          "val_loss": val_logs["loss"], "val_accuracy": val_logs["accuracy"]}
     rows = rundir.read_history(run_dir)
     images = len(splits.train.x) * state["epoch"]
+    # A run resumed from a version that did not time evaluation keeps that version's columns (rows[0]'s).
+    eval_seconds = sum(row["eval_seconds"] for row in rows) if rows and "eval_seconds" in rows[0] else None
     return {
         "task": cfg.task, "run_dir": str(run_dir), "model": cfg.model,
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "stopped_early": state["stopped_early"],
@@ -302,6 +305,11 @@ def summarise(run_dir, cfg, state, splits, model, data_seconds, loop):
         "best": result["best"], "last": result["last"],
         "train_seconds": round(state["train_seconds"], 3), "data_seconds": round(data_seconds, 3),
         "images_per_s": round(images / state["train_seconds"], 1) if state["train_seconds"] else None,
+        # Seconds of the above spent on per-epoch validation (and test tracking); absent from runs of
+        # versions that did not time it.
+        **({"eval_seconds": round(eval_seconds, 3),
+            "fit_images_per_s": round(images / (state["train_seconds"] - eval_seconds), 1)}
+           if eval_seconds is not None and state["train_seconds"] > eval_seconds else {}),
         "parameters": int(model.count_params()),
         "train_images": len(splits.train.x), "val_images": len(splits.val.x),
         "class_names": list(splits.class_names),

@@ -122,13 +122,25 @@ def test_visualize_lists_every_kind_and_refuses_options_a_kind_does_not_take(tmp
 def test_benchmark_reports_every_figure(trained_run):
     _, data = trained_run
     out = last_json(kerascnn("benchmark", "--task", "artists", "--data-dir", data, "--json", "--parts", "pipeline",
-                             "step", "run", "--synthetic-images", 32, "--set", "epochs=2", "batch_size=8"))
+                             "step", "run", "--synthetic-images", 32, "--set", "epochs=2", "batch_size=8",
+                             "augment=[flip,jitter]"))
     row = out["results"][0]
     for key in ("decode_images_per_s", "pipeline_first_epoch", "pipeline_images_per_s", "pipeline_aug_images_per_s",
-                "step_images_per_s", "ms_per_step", "train_s", "first_epoch_s", "later_epoch_ms", "peak_mem_mb"):
+                "step_images_per_s", "step_aug_images_per_s", "ms_per_step", "train_s", "eval_s", "first_epoch_s",
+                "later_epoch_ms", "later_fit_images_per_s", "later_fit_over_recipe_step", "peak_mem_mb"):
         assert row[key] > 0, key
     assert row["epochs"] == 2 and row["batch"] == 8
+    assert row["fit_images_per_s"] > row["train_images_per_s"]  # evaluation left out
+    assert row["run_over_step"] == pytest.approx(row["train_images_per_s"] / row["step_images_per_s"], abs=1e-3)
+    assert row["fit_over_recipe_step"] == pytest.approx(row["fit_images_per_s"] / row["step_aug_images_per_s"],
+                                                        abs=1e-3)
     assert out["runtime"]["backend"] == "tensorflow" and out["runtime"]["cpu_kernels"] in ("onednn", "eigen")
+
+
+def test_benchmark_refuses_one_data_dir_for_tasks_of_several_datasets(tmp_path):
+    proc = kerascnn("benchmark", "--task", "artists", "faces_mlp", "--parts", "step", "--data-dir", tmp_path,
+                    check=False)
+    assert proc.returncode == 2 and "these tasks read the artists, faces data" in proc.stderr
 
 
 def test_benchmark_sets_a_finished_run_against_the_step_of_its_own_config(trained_run, tmp_path):
@@ -144,6 +156,8 @@ def test_benchmark_sets_a_finished_run_against_the_step_of_its_own_config(traine
     expected = 3 * metrics["train_images"] / row["step_images_per_s"] / metrics["train_seconds"]
     assert row["run_over_step"] == pytest.approx(expected, rel=0.01)
     assert row["later_over_step"] > 0
+    expected = 3 * metrics["train_images"] / row["step_images_per_s"] / (metrics["train_seconds"] - metrics["eval_seconds"])
+    assert row["fit_over_recipe_step"] == pytest.approx(expected, rel=0.01)  # artists does not augment
     proc = kerascnn("benchmark", "--task", "cifar10", "--against", runs, check=False)
     assert proc.returncode == 2 and "no finished run" in proc.stderr and "kerascnn reproduce" in proc.stderr
     proc = kerascnn("benchmark", "--task", "nope", "--against", runs, check=False)

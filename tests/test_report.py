@@ -69,7 +69,8 @@ def test_report_assembles_what_is_present(tmp_path):
                                      "best": "max", "best_val": 0.7, "best_sd": 0.02, "reference": "none",
                                      "reference_val": 0.6, "reference_sd": 0.01, "verdict": "+0.1000, finding"}
     assert sidecar["studies"][1] == {"study": "artists.robustness", "task": "artists", "seeds": 2, "epochs": 3}
-    assert sidecar["searches"] == [{"task": "artists", "tuner": "hyperband", "trials": 5, "minutes": 3.0,
+    assert sidecar["searches"] == [{"name": "artists_hyperband", "task": "artists", "tuner": "hyperband", "trials": 5,
+                                    "minutes": 3.0,
                                     "max_epochs": 30, "seeds": [1, 2], "winner": 0.71, "winner_sd": 0.0141,
                                     "hand_recipe": "artists_tuned", "hand": 0.7, "hand_sd": 0.0, "verdict": "within noise",
                                     "test": None}]
@@ -169,6 +170,18 @@ def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path,
     assert "](figures/artists/overlaid_artists.png)" in text
     sidecar = json.loads(out.with_suffix(".json").read_text())  # the rows `kerascnn results` reads
     assert sidecar["report"] == "artists" and [r["task"] for r in sidecar["runs"]] == ["artists", "artists_tuned"]
+
+    # The runs deleted: --keep-absent keeps the task results whole, with their rows for `kerascnn results`.
+    import shutil
+
+    shutil.move(tmp_path / "runs", tmp_path / "moved")
+    result = build_report(task="artists", runs=str(tmp_path / "runs"), studies=str(tmp_path / "none"),
+                          tuning=str(tmp_path / "none"), out=str(out), keep_absent=True)
+    kept = out.read_text()
+    assert result["kept"] == ["## Tasks"] and row in kept and "](figures/artists/overlaid_artists.png)" in kept
+    assert kept.split("## Tasks\n\n")[1].startswith("*Kept from the report generated ")
+    assert json.loads(out.with_suffix(".json").read_text())["runs"] == sidecar["runs"]
+    shutil.move(tmp_path / "moved", tmp_path / "runs")
 
     # Too many classes for a readable confusion matrix (Caltech-101's 101): a pointer instead of a figure.
     monkeypatch.setattr("kerascnn.report.CONFUSION_MAX_CLASSES", 2)
@@ -294,3 +307,40 @@ def test_a_best_against_last_study_summarises_what_restoring_the_best_checkpoint
     assert summary["checkpoints"] == [{"variant": "plain", "best": 0.56, "last": 0.55},
                                       {"variant": "batch_norm", "best": 0.68, "last": 0.68}]
     assert "best" not in summary  # no variant is "best": the question is best against last within each
+
+
+def test_keep_absent_adds_a_study_to_a_report_whose_other_inputs_are_gone(tmp_path, capsys):
+    studies, tuning, out = tmp_path / "studies", tmp_path / "tuning", tmp_path / "reports" / "artists.md"
+    pooling = fake_study(studies, "artists.pooling")
+    write_json(pooling / "study.json", {"study": "artists.pooling", "task": "artists", "repeats": 2, "epochs": 3,
+                                        "rows": [{"variant": "none", "val_accuracy": 0.6, "verdict": "reference"},
+                                                 {"variant": "max", "val_accuracy": 0.7, "verdict": "+0.1000, finding"}]})
+    fake_search(tuning)
+    build_report(task="artists", studies=str(studies), tuning=str(tuning), out=str(out))
+    first = out.read_text()
+    # The inputs are deleted and a new study is run: without --keep-absent the report loses the old ones.
+    for path in sorted(tmp_path.glob("*/*/*")) + sorted(tmp_path.glob("*/*")):
+        if "reports" not in str(path):
+            path.unlink() if path.is_file() else path.rmdir()
+    fake_study(studies, "artists.dropout")
+    main(["report", "artists", "--studies", str(studies), "--tuning", str(tuning), "--out", str(out),
+          "--keep-absent"])
+    assert "kept from the previous report: artists.pooling" in capsys.readouterr().out
+    text = out.read_text()
+    assert text.index("### artists.dropout") < text.index("### artists.pooling")  # in name order
+    pooling_block = text[text.index("### artists.pooling"):text.index("## Studies not run yet")]
+    assert pooling_block.split("\n")[2].startswith("*Kept from the report generated ")
+    assert first[first.index("| variant | val_accuracy |"):first.index("## Studies not run yet")].strip() \
+        in pooling_block  # the section itself is unchanged
+    assert "`artists.pooling`" not in text[text.index("## Studies not run yet"):]
+    assert "search `artists_hyperband`" in text and "**0.7100 ± 0.0141**" in text
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert [row["study"] for row in sidecar["studies"]] == ["artists.dropout", "artists.pooling"]
+    assert sidecar["studies"][1]["best"] == "max" and sidecar["searches"][0]["name"] == "artists_hyperband"
+    # Kept again by a later report: one note, naming the report that first kept it.
+    build_report(task="artists", studies=str(studies), tuning=str(tuning), out=str(out), keep_absent=True)
+    again = out.read_text()
+    assert again.count("*Kept from the report generated") == 2  # the study and the search, once each
+    assert again[again.index("### artists.pooling"):] == text[text.index("### artists.pooling"):]
+    build_report(task="artists", studies=str(studies), tuning=str(tuning), out=str(out))
+    assert "### artists.pooling" not in out.read_text()

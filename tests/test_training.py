@@ -49,6 +49,20 @@ def test_run_seconds_are_the_epochs_wall_time(image_folder, tmp_path):
     assert sum(seconds) - 1e-3 <= metrics["train_seconds"] < wall
 
 
+@pytest.mark.parametrize("loop", ["graph", "fit"])
+def test_history_times_the_evaluation_within_each_epoch(image_folder, tmp_path, loop):
+    # Validation after epochs 2 and 4 only: the other rows spent nothing evaluating.
+    metrics = train(tiny_config(image_folder, "epochs=4", "validation_freq=2", f"train_loop={loop}"),
+                    run_dir=tmp_path / "run", quiet=True)
+    rows = rundir.read_history(tmp_path / "run")
+    assert [r["eval_seconds"] > 0 for r in rows] == [False, True, False, True]
+    assert all(r["eval_seconds"] < r["seconds"] for r in rows)
+    assert metrics["eval_seconds"] == pytest.approx(sum(r["eval_seconds"] for r in rows), abs=2e-3)
+    images = metrics["train_images"] * 4
+    assert metrics["fit_images_per_s"] == pytest.approx(images / (metrics["train_seconds"] - metrics["eval_seconds"]),
+                                                        rel=5e-3)  # both seconds rounded to 1 ms
+
+
 def test_best_checkpoint_of_the_last_epoch_is_the_last_checkpoint(image_folder, tmp_path):
     # One validation, after the last epoch: the best weights are the final ones, written once.
     train(tiny_config(image_folder, "epochs=3", "validation_freq=3"), run_dir=tmp_path / "run", quiet=True)
