@@ -11,7 +11,8 @@ Four figures, each measured separately so a slow part is visible:
   that augments, also the same step with its augmentation (``step_aug_images_per_s``);
 - run: a complete ``kerascnn train`` run (history, checkpoints, metrics) on the real data, whose
   wall time includes every fixed cost a user pays, and the part of it spent evaluating (``eval_s``:
-  validation and test tracking after each epoch), so ``fit_images_per_s`` is training's own speed.
+  validation and test tracking after each epoch), so ``fit_images_per_s`` is training's own speed, and
+  the part spent keeping the best weights and writing checkpoints (``checkpoint_s``, within it).
 With step and run both measured, ``step_ratios`` sets the run against the step.
 With ``against`` (a runs root such as ``reproduce/runs``), step is measured on the exact config of each
 task's finished run there and set against that run's own training throughput (``run_over_step``), so
@@ -137,6 +138,7 @@ def full_run(cfg):
     later = sorted(row["seconds"] for row in rows[1:]) or [float("nan")]
     later_fit = sorted(row["seconds"] - row["eval_seconds"] for row in rows[1:]) or [float("nan")]
     return {"epochs": metrics["epochs_run"], "train_s": metrics["train_seconds"], "eval_s": metrics.get("eval_seconds"),
+            "checkpoint_s": metrics.get("checkpoint_seconds"),
             "run_wall_s": round(wall, 2), "first_epoch_s": round(rows[0]["seconds"], 3),
             "later_epoch_ms": round(1000 * later[len(later) // 2], 1),
             "train_images_per_s": metrics["images_per_s"], "fit_images_per_s": metrics.get("fit_images_per_s"),

@@ -27,7 +27,19 @@ HISTORY_EVERY = 1.0
 
 def fresh_state():
     return {"epoch": 0, "phase": "train", "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0, "stopped_early": False,
-            "plateau_best": float("inf"), "plateau_wait": 0, "train_seconds": 0.0, "pending": {}}
+            "plateau_best": float("inf"), "plateau_wait": 0, "train_seconds": 0.0, "checkpoint_seconds": 0.0,
+            "pending": {}}
+
+
+@contextlib.contextmanager
+def checkpoint_time(state):
+    """Adds the block's seconds to ``state["checkpoint_seconds"]``: the part of ``train_seconds`` spent keeping
+    the best weights and writing checkpoints, which a large model's run pays after every improving epoch."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        state["checkpoint_seconds"] = state.get("checkpoint_seconds", 0.0) + time.perf_counter() - t
 
 
 def total_epochs(cfg):
@@ -188,7 +200,8 @@ class TrackBest(keras.callbacks.Callback):
         st, cfg = self.state, self.cfg
         if logs["val_accuracy"] > st["best_val_accuracy"]:
             st.update(best_val_accuracy=float(logs["val_accuracy"]), best_epoch=epoch + 1, wait=0)
-            self.weights, self.changed = self.model.get_weights(), True
+            with checkpoint_time(st):
+                self.weights, self.changed = self.model.get_weights(), True
         else:
             st["wait"] += 1
         if cfg.lr_schedule == "plateau":
@@ -242,18 +255,19 @@ class JournaledCheckpoints(keras.callbacks.Callback):
         pending = {}
         last = self.run_dir / f"last-e{epoch}.keras"
         best_is_last = False
-        if self.best.changed:
-            current = model.get_weights()
-            best_is_last = all(np.array_equal(a, b) for a, b in zip(current, self.best.weights))
-            if not best_is_last:
-                model.set_weights(self.best.weights)
-                model.save(self.run_dir / f"best-e{epoch}.keras")
-                model.set_weights(current)
-            pending[f"best-e{epoch}.keras"] = "best.keras"
-        model.save(last)
-        if best_is_last:
-            link_or_copy(last, self.run_dir / f"best-e{epoch}.keras")
-        pending[f"last-e{epoch}.keras"] = "last.keras"
+        with checkpoint_time(self.state):
+            if self.best.changed:
+                current = model.get_weights()
+                best_is_last = all(np.array_equal(a, b) for a, b in zip(current, self.best.weights))
+                if not best_is_last:
+                    model.set_weights(self.best.weights)
+                    model.save(self.run_dir / f"best-e{epoch}.keras")
+                    model.set_weights(current)
+                pending[f"best-e{epoch}.keras"] = "best.keras"
+            model.save(last)
+            if best_is_last:
+                link_or_copy(last, self.run_dir / f"best-e{epoch}.keras")
+            pending[f"last-e{epoch}.keras"] = "last.keras"
         write_json(self.run_dir / "state.json", {**self.state, "pending": pending})
         finish_pending(self.run_dir, pending)
         self.best.changed = False

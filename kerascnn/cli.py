@@ -226,7 +226,6 @@ def cmd_experiment(args):
 
 
 def cmd_tune(args):
-    from tuning.candidates import candidate_rows
     from tuning.search import run_search
 
     result = run_search(task=args.task, tuner=args.tuner, max_epochs=args.max_epochs, max_trials=args.max_trials,
@@ -237,9 +236,17 @@ def cmd_tune(args):
     if result.get("worker"):
         text = f"worker {result['tuner_id']} finished its trials"
         return emit(args, text, {"text": text, "worker": True})
+    text = tune_summary(result, args.tuner)
+    emit(args, text, {**result, "text": text})
+
+
+def tune_summary(result, tuner):
+    """The search's table, its winner against the hand recipe, the split and test checks, and the winner's command."""
+    from tuning.candidates import candidate_rows
+
     seeds = ", ".join(map(str, result["seeds"]))
     hand = result["baseline"]
-    lines = [f"{result['trials_finished']} trials finished ({args.tuner}, {result['search_minutes']:.1f} min of search"
+    lines = [f"{result['trials_finished']} trials finished ({tuner}, {result['search_minutes']:.1f} min of search"
              f"{', stopped by the time budget' if result['stopped_by_budget'] else ''}); the top "
              f"{len(result['candidates'])} retrained for {result['max_epochs']} epochs on seeds {seeds} "
              f"(optimism = search score - retrain mean):",
@@ -251,6 +258,11 @@ def cmd_tune(args):
         lines.append(f"on validation splits {', '.join(str(s['split_seed']) for s in result['split_seeds'])}: winner "
                      f"{format_mean_sd(result['split_winner_mean'], result['split_winner_sd'])}, hand recipe "
                      f"{format_mean_sd(result['split_baseline_mean'], result['split_baseline_sd'])}")
+    if result.get("test"):
+        test = result["test"]
+        lines.append(f"on the test split, scored after the choice and never used for it: winner "
+                     f"{format_mean_sd(test['winner_mean'], test['winner_sd'])}, hand recipe "
+                     f"{format_mean_sd(test['baseline_mean'], test['baseline_sd'])} ({test['verdict']})")
     if result["verdict"] == "beats":
         lines.append(f"the winner beats {hand['task']} beyond the seeds' spread; reproduce it: {result['command']}")
     elif result["verdict"] == "within noise":
@@ -258,8 +270,7 @@ def cmd_tune(args):
                      f"command: {result['command']}")
     else:
         lines.append(f"the winner does not beat {hand['task']}; its command: {result['command']}")
-    text = "\n".join(lines)
-    emit(args, text, {**result, "text": text})
+    return "\n".join(lines)
 
 
 def cmd_reproduce(args):

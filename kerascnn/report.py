@@ -425,10 +425,10 @@ class PreviousReport:
         sidecar = json.loads(Path(path).with_suffix(".json").read_text())
         self.generated = next((line.split(" by ")[0].removeprefix("Generated ") for line in text.splitlines()
                                if line.startswith("Generated ")), "")
-        for heading, block in split_sections(text, "## "):
+        for heading, block in split_sections(text.splitlines(), "## "):
             self.sections[heading] = block
             if heading in ("## Studies", SEARCH_HEADING):
-                for sub, lines in split_sections("\n".join(block), "### "):
+                for sub, lines in split_sections(block, "### "):
                     self.sections[(heading, section_name(sub))] = lines
         self.studies = {row["study"]: row for row in sidecar.get("studies", [])
                         if ("## Studies", row["study"]) in self.sections}
@@ -450,11 +450,12 @@ class PreviousReport:
         return [block[0], "", note] + list(block[1:])
 
 
-def split_sections(text, marker):
-    """``text``'s sections headed by lines starting with ``marker`` (``"## "``): [(heading, lines)], each block's
-    lines from its heading up to the next heading of that level or above. Lines in code blocks are not headings."""
+def split_sections(lines, marker):
+    """The sections of ``lines`` headed by lines starting with ``marker`` (``"## "``): [(heading, lines)], each
+    block's lines from its heading up to the next heading of that level or above, the blank lines that end it
+    included. Lines in code blocks are not headings."""
     sections, current, fenced = [], None, False
-    for line in text.splitlines():
+    for line in lines:
         fenced ^= line.startswith("```")
         level = len(marker) - 1
         heading_level = len(line) - len(line.lstrip("#"))

@@ -209,6 +209,15 @@ register_task(
 )
 
 register_task(
+    "faces_mlp_searched",
+    "the KerasTuner Hyperband winner over faces_mlp (docs/tuning.md): 100 hidden units, dropout 0.3, ZCA "
+    "epsilon 1.957, label smoothing 0.1, Adam at 1.9e-3; test tracked each epoch",
+    dataset="faces", model="mlp", image_size=28, grayscale=False, preprocess="zca", zca_epsilon=1.957,
+    model_args={"hidden": [100], "dropout": 0.3}, augment=["flip"], label_smoothing=0.1,
+    track_test=True, epochs=100, batch_size=32, optimizer="adam", learning_rate=0.00189446,
+)
+
+register_task(
     "faces_alexnet_features",
     "a 300-unit MLP on cached AlexNet conv4 activations of the 224x224 faces (part 2.2; "
     "feature_weights=PATH.npz for torchvision weights, random otherwise)",

@@ -310,6 +310,8 @@ def summarise(run_dir, cfg, state, splits, model, data_seconds, loop):
         **({"eval_seconds": round(eval_seconds, 3),
             "fit_images_per_s": round(images / (state["train_seconds"] - eval_seconds), 1)}
            if eval_seconds is not None and state["train_seconds"] > eval_seconds else {}),
+        # Seconds of train_seconds spent keeping the best weights and writing checkpoints.
+        **({"checkpoint_seconds": round(state["checkpoint_seconds"], 3)} if "checkpoint_seconds" in state else {}),
         "parameters": int(model.count_params()),
         "train_images": len(splits.train.x), "val_images": len(splits.val.x),
         "class_names": list(splits.class_names),

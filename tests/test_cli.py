@@ -126,8 +126,8 @@ def test_benchmark_reports_every_figure(trained_run):
                              "augment=[flip,jitter]"))
     row = out["results"][0]
     for key in ("decode_images_per_s", "pipeline_first_epoch", "pipeline_images_per_s", "pipeline_aug_images_per_s",
-                "step_images_per_s", "step_aug_images_per_s", "ms_per_step", "train_s", "eval_s", "first_epoch_s",
-                "later_epoch_ms", "later_fit_images_per_s", "later_fit_over_recipe_step", "peak_mem_mb"):
+                "step_images_per_s", "step_aug_images_per_s", "ms_per_step", "train_s", "eval_s", "checkpoint_s",
+                "first_epoch_s", "later_epoch_ms", "later_fit_images_per_s", "later_fit_over_recipe_step", "peak_mem_mb"):
         assert row[key] > 0, key
     assert row["epochs"] == 2 and row["batch"] == 8
     assert row["fit_images_per_s"] > row["train_images_per_s"]  # evaluation left out

@@ -328,6 +328,8 @@ def test_keep_absent_adds_a_study_to_a_report_whose_other_inputs_are_gone(tmp_pa
     assert "kept from the previous report: artists.pooling" in capsys.readouterr().out
     text = out.read_text()
     assert text.index("### artists.dropout") < text.index("### artists.pooling")  # in name order
+    lines = text.splitlines()  # a kept section keeps the blank line that ends it
+    assert all(lines[i - 1] == "" for i, line in enumerate(lines) if line.startswith("## ") and i)
     pooling_block = text[text.index("### artists.pooling"):text.index("## Studies not run yet")]
     assert pooling_block.split("\n")[2].startswith("*Kept from the report generated ")
     assert first[first.index("| variant | val_accuracy |"):first.index("## Studies not run yet")].strip() \

@@ -63,6 +63,14 @@ def test_history_times_the_evaluation_within_each_epoch(image_folder, tmp_path, 
                                                         rel=5e-3)  # both seconds rounded to 1 ms
 
 
+def test_a_run_times_its_checkpoints_within_training_and_keeps_them_for_resume(image_folder, tmp_path):
+    # checkpoint_every=0: a checkpoint after every epoch, each one timed.
+    metrics = train(tiny_config(image_folder, "epochs=3", "checkpoint_every=0"), run_dir=tmp_path / "run", quiet=True)
+    assert 0 < metrics["checkpoint_seconds"] < metrics["train_seconds"] - metrics["eval_seconds"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["checkpoint_seconds"] == pytest.approx(metrics["checkpoint_seconds"], abs=1e-3)
+
+
 def test_best_checkpoint_of_the_last_epoch_is_the_last_checkpoint(image_folder, tmp_path):
     # One validation, after the last epoch: the best weights are the final ones, written once.
     train(tiny_config(image_folder, "epochs=3", "validation_freq=3"), run_dir=tmp_path / "run", quiet=True)

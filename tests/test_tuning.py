@@ -116,11 +116,37 @@ def test_the_space_follows_the_tasks_model_and_data():
     assert [o.split("=")[0] for o in overrides] == ["augment", "label_smoothing", "learning_rate"]
     features = resolve_config("faces_alexnet_features")
     overrides = TaskHyperModel(space_for(features), features).overrides(keras_tuner.HyperParameters())
-    assert [o.split("=")[0] for o in overrides] == ["model.hidden", "model.dropout", "learning_rate"]
+    assert [o.split("=")[0] for o in overrides] == ["model.hidden", "model.dropout", "model.l2",
+                                                    "label_smoothing", "learning_rate"]
     assert {"artists", "cifar10_vgg", "caltech101_lenet", "clipart_resnet50_scratch", "faces_alexnet_finetune"} \
         <= set(tunable_tasks())
     assert set(SPACES) == {"artists_simple_cnn", "cifar10_convnet", "caltech101_net", "clipart_clipnet", "faces_mlp"}
     assert all(TASKS[space.hand_recipe] for space in SPACES.values())
+
+
+# Each registered search winner and the command line its search printed (docs/reports/<family>.md).
+SEARCH_WINNERS = {
+    "artists_searched": ("artists_tuned", [
+        "model.filters=[16]", "model.kernel_size=[3]", "model.strides=[2]", "model.padding=valid",
+        "model.pooling=true", "model.pool_type=max", "model.pool_size=3", "model.pool_strides=2", "model.dense=[64]",
+        "model.dropout=0.3", "model.dropout_placement=[conv,flatten,dense]", "model.batch_norm=false",
+        "optimizer=rmsprop", "learning_rate=0.000647522", "weight_decay=0.01",
+        "augment=[flip,rotate:15,translate:0.1,zoom:0.15,jitter:0.15]", "epochs=150"]),
+    "faces_mlp_searched": ("faces_mlp", [
+        "model.hidden=[100]", "model.dropout=0.3", "model.l2=0", "preprocess=zca", "zca_epsilon=1.957",
+        "augment=[flip]", "label_smoothing=0.1", "learning_rate=0.00189446", "epochs=100"]),
+}
+
+
+@pytest.mark.parametrize("task", sorted(SEARCH_WINNERS))
+def test_a_registered_search_winner_trains_exactly_as_its_command_line(task):
+    base, overrides = SEARCH_WINNERS[task]
+    registered, searched = resolve_config(task), resolve_config(base, overrides)
+    assert registered.replace(task=base).to_dict() | {"model_args": None} == searched.to_dict() | {"model_args": None}
+    built = [build(cfg, 7) for cfg in (registered, searched)]
+    assert built[0].count_params() == built[1].count_params()
+    assert [layer.get_config() | {"name": None} for layer in built[0].layers] == \
+        [layer.get_config() | {"name": None} for layer in built[1].layers]
 
 
 def test_a_task_without_a_space_is_refused_with_the_list():
@@ -257,6 +283,20 @@ def test_a_finished_search_resumes_without_training_and_the_cli_prints_the_table
     assert text[1].split() == ["rank", "trial", "epochs", "search_score", "retrain", "optimism", "overrides"]
     assert any(line.startswith("winner: trial ") and "hand recipe artists on the same seeds" in line for line in text)
     assert text[-1].endswith(result["command"])
+
+
+def test_the_printed_summary_gives_the_test_check_where_the_search_made_one(search):
+    """The test split's scores are printed with their verdict, after the choice, before the winner's command."""
+    from kerascnn.cli import tune_summary
+
+    _, _, result, _ = search
+    assert "test split" not in tune_summary(result, "random")
+    test = {"winner_mean": 0.8228, "winner_sd": 0.0094, "baseline_mean": 0.8129, "baseline_sd": 0.0021,
+            "verdict": "within noise"}
+    lines = tune_summary({**result, "test": test}, "random").splitlines()
+    assert lines[-2] == ("on the test split, scored after the choice and never used for it: winner 0.8228 ± 0.0094, "
+                         "hand recipe 0.8129 ± 0.0021 (within noise)")
+    assert lines[-1].endswith(result["command"])
 
 
 def test_the_winner_beats_the_hand_recipe_only_beyond_the_seeds_spread():

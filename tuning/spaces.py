@@ -93,12 +93,14 @@ def clipart_space(hp, cfg):
 
 
 def faces_space(hp, cfg):
-    """The MLP's hidden units and dropout, the pixels' preprocessing (unit or ZCA with its epsilon) and
-    augmentation where the task sees pixels, and the learning rate."""
+    """The MLP's hidden units, dropout and L2 on the hidden kernels (the assignment's two regularisers),
+    the pixels' preprocessing (unit or ZCA with its epsilon) and augmentation where the task sees
+    pixels, label smoothing and the learning rate. One hidden layer throughout: the assignment fixes it."""
     overrides = []
     if cfg.model == "mlp":
         overrides += [f"model.hidden=[{hp.Choice('hidden_units', [100, 300, 500, 800, 1200])}]",
-                      f"model.dropout={hp.Float('dropout', 0.0, 0.5, step=0.1):.2g}"]
+                      f"model.dropout={hp.Float('dropout', 0.0, 0.5, step=0.1):.2g}",
+                      f"model.l2={hp.Choice('l2', [0.0, 1e-5, 1e-4, 1e-3]):g}"]
     if cfg.dataset == "faces":
         preprocess = hp.Choice("preprocess", ["unit", "zca"])
         overrides.append(f"preprocess={preprocess}")
@@ -107,4 +109,5 @@ def faces_space(hp, cfg):
         if preprocess == "zca":
             overrides.append(f"zca_epsilon={epsilon:.4g}")
         overrides.append(_augment(hp, FACE_AUGMENT))
-    return overrides + [_learning_rate(hp, 1e-4, 3e-3)]
+    return overrides + [f"label_smoothing={hp.Choice('label_smoothing', [0.0, 0.1]):g}",
+                        _learning_rate(hp, 1e-4, 3e-3)]
