@@ -230,7 +230,8 @@ def cmd_tune(args):
 
     result = run_search(task=args.task, tuner=args.tuner, max_epochs=args.max_epochs, max_trials=args.max_trials,
                         time_budget=args.time_budget, out=args.out, name=args.name, top_k=args.top_k,
-                        retrain_seeds=args.retrain_seeds, split_seeds=args.split_seeds, baseline=args.baseline,
+                        retrain_seeds=args.retrain_seeds, split_seeds=args.split_seeds,
+                        select_splits=args.select_splits, baseline=args.baseline,
                         overwrite=args.overwrite, overrides=args.set or (), data_dir=args.data_dir,
                         keep_trial_models=args.keep_trial_models, verbose=args.verbose, progress=None if args.json else partial(print, flush=True))
     if result.get("worker"):
@@ -242,14 +243,16 @@ def cmd_tune(args):
 
 def tune_summary(result, tuner):
     """The search's table, its winner against the hand recipe, the split and test checks, and the winner's command."""
-    from tuning.candidates import candidate_rows
+    from tuning.candidates import candidate_rows, split_check_words
 
     seeds = ", ".join(map(str, result["seeds"]))
     hand = result["baseline"]
     lines = [f"{result['trials_finished']} trials finished ({tuner}, {result['search_minutes']:.1f} min of search"
              f"{', stopped by the time budget' if result['stopped_by_budget'] else ''}); the top "
              f"{len(result['candidates'])} retrained for {result['max_epochs']} epochs on seeds {seeds} "
-             f"(optimism = search score - retrain mean):",
+             f"(optimism = search score - retrain mean)"
+             + (f"; winner chosen by the mean over validation splits (over_splits: this split and "
+                f"{', '.join(map(str, result['select_splits']))})" if result.get("select_splits") else "") + ":",
              format_table(candidate_rows(result["candidates"])), "",
              f"winner: trial {result['winner']['trial']}, val accuracy "
              f"{format_mean_sd(result['winner']['retrain_mean'], result['winner']['retrain_sd'])}; hand recipe "
@@ -257,7 +260,8 @@ def tune_summary(result, tuner):
     if result["split_seeds"]:
         lines.append(f"on validation splits {', '.join(str(s['split_seed']) for s in result['split_seeds'])}: winner "
                      f"{format_mean_sd(result['split_winner_mean'], result['split_winner_sd'])}, hand recipe "
-                     f"{format_mean_sd(result['split_baseline_mean'], result['split_baseline_sd'])}")
+                     f"{format_mean_sd(result['split_baseline_mean'], result['split_baseline_sd'])}; winner "
+                     f"{split_check_words(result['split_seeds'])}")
     if result.get("test"):
         test = result["test"]
         lines.append(f"on the test split, scored after the choice and never used for it: winner "
@@ -534,6 +538,9 @@ def build_parser():
                    help="fresh seeds each of the top-k is retrained on; the best mean wins (default 3)")
     p.add_argument("--split-seeds", type=int, nargs="+", default=[], metavar="K",
                    help="also train the winner and the hand recipe on these validation splits (split_seed=K)")
+    p.add_argument("--select-splits", type=int, nargs="+", default=[], metavar="K",
+                   help="also train each top-k configuration once on these validation splits and choose the "
+                   "winner by the mean over splits; for small validation sets (distinct from --split-seeds)")
     p.add_argument("--baseline", help="the hand recipe to beat (default: the family's best, e.g. artists_tuned)")
     p.add_argument("--overwrite", action="store_true", help="delete the search directory and start afresh")
     p.add_argument("--keep-trial-models", action="store_true",
@@ -656,9 +663,10 @@ def main(argv=None):
         import_tensorflow(verbose=args.verbose)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     from kerascnn.interrupt import set_resume_hint
-    from kerascnn.quiet import warn_once
+    from kerascnn.quiet import plain_own_warnings, warn_once
 
     warn_once()
+    plain_own_warnings()
 
     set_resume_hint(resume_hint(args, argv, None))  # train's own hint comes once its run directory exists
     try:

@@ -92,3 +92,19 @@ def warn_once():
             show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show_new
+
+
+def plain_own_warnings():
+    """Print kerascnn's own warnings (about the user's data and settings) as ``warning: TEXT``, without the
+    source file and line Python adds, which point into kerascnn rather than at anything the user can change.
+    Other libraries' warnings keep Python's format."""
+    import warnings
+
+    python_format = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        if category.__module__.split(".")[0] == "kerascnn":
+            return f"warning: {message}\n"
+        return python_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning

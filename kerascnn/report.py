@@ -201,8 +201,17 @@ def search_verdict(summary):
     return summary.get("verdict") or verdict(winner["retrain_mean"], winner["retrain_sd"], hand["mean"], hand["sd"])
 
 
+def selection_sentence(summary):
+    """How the winner was chosen, for a search with selection splits; empty otherwise."""
+    if not summary.get("select_splits"):
+        return ""
+    return (f" Each was also trained once on validation splits {', '.join(map(str, summary['select_splits']))}, "
+            "and the winner is the best mean over splits (over_splits: the retrain mean on the search's split "
+            "and one score per selection split).")
+
+
 def tuning_section(summary, search_name):
-    from tuning.candidates import CANDIDATE_COLUMNS, candidate_rows
+    from tuning.candidates import candidate_columns, candidate_rows, split_check_words
 
     winner, hand = summary["winner"], summary["baseline"]
     seeds = ", ".join(map(str, summary["seeds"]))
@@ -210,8 +219,8 @@ def tuning_section(summary, search_name):
              f"{summary['trials_finished']} trials finished in {summary['search_minutes']:.1f} min of search, "
              f"trials up to {summary['max_epochs']} epochs, space `{summary['space']}`. The top "
              f"{len(summary['candidates'])} were retrained for {summary['max_epochs']} epochs on seeds {seeds}; "
-             "optimism is the search score minus the retrain mean.", ""]
-    lines += markdown_lines(candidate_rows(summary["candidates"]), CANDIDATE_COLUMNS) + [""]
+             "optimism is the search score minus the retrain mean." + selection_sentence(summary), ""]
+    lines += markdown_lines(candidate_rows(summary["candidates"]), candidate_columns(summary["candidates"])) + [""]
     verdict = search_verdict(summary)
     lines += [f"Winner: trial {winner['trial']}, val accuracy **{format_mean_sd(winner['retrain_mean'], winner['retrain_sd'])}**; "
               f"the hand recipe `{hand['task']}` on the same seeds: {format_mean_sd(hand['mean'], hand['sd'])}. "
@@ -228,7 +237,8 @@ def tuning_section(summary, search_name):
         splits = ", ".join(str(s["split_seed"]) for s in summary["split_seeds"])
         lines += [f"On validation splits {splits}, which the search never saw: winner "
                   f"{format_mean_sd(summary['split_winner_mean'], summary.get('split_winner_sd'))}, hand recipe "
-                  f"{format_mean_sd(summary['split_baseline_mean'], summary.get('split_baseline_sd'))}.", ""]
+                  f"{format_mean_sd(summary['split_baseline_mean'], summary.get('split_baseline_sd'))}; the winner is "
+                  f"{split_check_words(summary['split_seeds'])}.", ""]
     lines += ["Its command:", "", "```", summary["command"], "```", ""]
     return lines
 

@@ -308,6 +308,19 @@ def test_the_winner_beats_the_hand_recipe_only_beyond_the_seeds_spread():
     assert verdict(0.72, None, 0.71, None) == "beats"  # one seed: no spread to go by
 
 
+
+def test_the_split_check_pairs_the_two_on_each_split():
+    """On the same splits the winner can be ahead on every one while the two means' spreads overlap: the
+    faces search's split check, 0.8283 ± 0.0279 against 0.8106 ± 0.0310."""
+    from tuning.candidates import split_check_words
+
+    faces = [{"winner": 0.8598, "baseline": 0.8447}, {"winner": 0.8182, "baseline": 0.8030},
+             {"winner": 0.8068, "baseline": 0.7841}]
+    assert split_check_words(faces) == "ahead on 3 of 3, by +0.0177 ± 0.0044 split for split (a finding)"
+    mixed = [{"winner": 0.86, "baseline": 0.84}, {"winner": 0.80, "baseline": 0.81}]
+    assert split_check_words(mixed) == "ahead on 1 of 2, by +0.0050 ± 0.0212 split for split (not beyond the spread)"
+    assert split_check_words(mixed[1:]) == "ahead on 0 of 1, by -0.0100 (one split, no verdict)"
+
 def test_hyperband_budgets_become_the_trials_epochs(tmp_path):
     from kerascnn import rundir
     from tuning.search import run_search
@@ -381,6 +394,43 @@ def test_a_finished_search_without_a_budget_file_counts_its_summarys_minutes(sea
     again = run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], max_trials=4,
                                    time_budget=result["search_minutes"]))
     assert again["trials_finished"] == 2 and again["winner"]["trial"] == result["winner"]["trial"]
+
+
+
+def test_selection_splits_train_every_candidate_on_them_and_choose_by_the_mean_over_splits(search, tmp_path):
+    """A finished search rerun with --select-splits: no new trials or retrains, one run per candidate and split,
+    and the winner is the best mean over the search's split (its retrain mean) and the selection splits."""
+    import shutil
+
+    from kerascnn import rundir
+    from kerascnn.cli import tune_summary
+    from kerascnn.report import tuning_section
+    from tuning.search import run_search
+
+    search_dir, data, result, _ = search
+    project = tmp_path / "tuning" / "t"
+    shutil.copytree(search_dir / "tuning" / "t", project)
+    before = {p: p.stat().st_mtime for p in (project / "retrain").rglob("metrics.json")}
+    chosen = run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], select_splits=[2, 3]))
+    assert {p: p.stat().st_mtime for p in (project / "retrain").rglob("metrics.json")} == before
+    assert chosen["trials_finished"] == 2 and chosen["select_splits"] == [2, 3]
+    for candidate in chosen["candidates"]:
+        assert len(candidate["select_scores"]) == 2
+        assert candidate["select_mean"] == pytest.approx((candidate["retrain_mean"] + sum(candidate["select_scores"])) / 3)
+        for split, score in zip([2, 3], candidate["select_scores"]):
+            run = project / "select" / f"split{split}" / f"trial_{candidate['trial']}" / "seed1"
+            assert rundir.load_config(run).split_seed == split
+            assert rundir.read_json(run, "metrics.json")["best"]["val_accuracy"] == score
+    assert chosen["winner"]["select_mean"] == max(c["select_mean"] for c in chosen["candidates"])
+    assert (project / "candidates.md").read_text().startswith(
+        "| rank | trial | epochs | search_score | retrain | optimism | over_splits | overrides |")
+    assert "winner chosen by the mean over validation splits (over_splits: this split and 2, 3)" in \
+        tune_summary(chosen, "random")
+    assert "Each was also trained once on validation splits 2, 3" in "\n".join(tuning_section(chosen, "t"))
+    for clash, message in [([1], r"clashing: 1 \(a --split-seeds check split\)"),
+                           ([0], r"clashing: 0 \(the search's own split\)"), ([2, 2], "clashing: repeats")]:
+        with pytest.raises(ValueError, match=message):
+            run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], select_splits=clash))
 
 
 # ---------------------------------------------------------------- processes: Ctrl-C and several machines

@@ -11,8 +11,9 @@ Layout of ``<out>/<name>/`` (``name`` defaults to ``<task>_<tuner>``):
   once the trial finishes its model files are deleted (``keep_trial_models`` keeps them), since the
   retrains below are the models to evaluate and export;
 - ``retrain/trial_<id>/seed<k>/``: the top-k configurations retrained at the full budget on fresh seeds,
+  ``select/split<k>/trial_<id>/``: each of them on the selection splits (``select_splits``), when asked,
   ``baseline/<task>/seed<k>/``: the family's best hand recipe on the same seeds,
-  ``splits/split<k>/{winner,baseline}/``: both on validation splits the search never saw;
+  ``splits/split<k>/{winner,baseline}/``: the winner and the hand recipe on check splits the choice never saw;
 - ``candidates.csv`` / ``candidates.md`` and ``summary.json``: search score, retrain mean ± sd and
   their difference (the search's optimism) for each candidate, the winner and its command;
 - ``tensorboard/``: one HParams record per trial (``tensorboard --logdir <out>/<name>/tensorboard``).
@@ -247,11 +248,16 @@ def finished_configurations(tuner):
 # ---------------------------------------------------------------- the search
 
 def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_budget=None, out="tuning_runs",
-               name=None, top_k=3, retrain_seeds=3, split_seeds=(), baseline=None, overwrite=False, overrides=(),
-               data_dir=None, keep_trial_models=False, verbose=False, progress=None):
+               name=None, top_k=3, retrain_seeds=3, split_seeds=(), select_splits=(), baseline=None, overwrite=False,
+               overrides=(), data_dir=None, keep_trial_models=False, verbose=False, progress=None):
     """Search, retrain the top ``top_k`` configurations on ``retrain_seeds`` fresh seeds, pick the best mean, and
     compare it with the family's hand recipe (``baseline``, default the space's) on the same seeds and on
     ``split_seeds``; returns the summary (also written to summary.json).
+
+    ``select_splits`` are further validation splits for the choice: each candidate also trains once on each,
+    and the winner is the best mean over splits (its retrain mean on the search's own split counting as one),
+    so that on a small validation set the choice follows the configuration rather than one split's images.
+    They must differ from the search's own split and from ``split_seeds``, which stay unseen by the choice.
 
     ``overrides`` are ``--set`` changes to the task's recipe that every trial, retrain and baseline shares;
     ``time_budget`` is in minutes; ``keep_trial_models`` keeps every trial's model files; ``verbose`` shows KerasTuner's own tables; ``progress``, when given, is
@@ -273,6 +279,13 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
         raise ValueError(f"--time-budget must be a positive number of minutes, got {time_budget:g}")
     overrides = list(overrides)
     base = resolve_config(task, overrides, data_dir=data_dir)
+    select_splits = list(select_splits)
+    seen = {base.split_seed: "the search's own split", **{k: "a --split-seeds check split" for k in split_seeds}}
+    clashes = [f"{k} ({seen[k]})" for k in select_splits if k in seen]
+    if clashes or len(set(select_splits)) != len(select_splits):
+        raise ValueError(f"--select-splits {' '.join(map(str, select_splits))} must be distinct and differ from the "
+                         f"search's own split ({base.split_seed}) and from --split-seeds "
+                         f"({' '.join(map(str, split_seeds)) or 'none'}); clashing: {', '.join(clashes) or 'repeats'}")
     space = space_for(base)
     baseline = baseline or (space.hand_recipe if resolve_config(space.hand_recipe).dataset == base.dataset else task)
     max_epochs = max_epochs or base.epochs
@@ -319,11 +332,20 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
                                   project_dir / "retrain" / f"trial_{config['trial']}", progress,
                                   f"retraining candidate {rank} (trial {config['trial']})")
             mean, sd = mean_sd(scores)
-            candidates.append({"rank": rank, **config, "retrain_scores": scores, "retrain_mean": mean,
-                               "retrain_sd": sd, "optimism": config["search_score"] - mean})
+            candidate = {"rank": rank, **config, "retrain_scores": scores, "retrain_mean": mean,
+                         "retrain_sd": sd, "optimism": config["search_score"] - mean}
+            if select_splits:
+                split_scores = [_train_seeds(task, overrides + config["overrides"] + full_budget + [f"split_seed={k}"],
+                                             seeds[:1], data_dir, project_dir / "select" / f"split{k}" /
+                                             f"trial_{config['trial']}", progress,
+                                             f"candidate {rank} (trial {config['trial']}) on selection split {k}")[0]
+                                for k in select_splits]
+                candidate["select_scores"] = split_scores
+                candidate["select_mean"], candidate["select_sd"] = mean_sd([mean] + split_scores)
+            candidates.append(candidate)
         hand = _train_seeds(baseline, overrides, seeds, data_dir, project_dir / "baseline" / baseline, progress,
                             f"training the hand recipe {baseline}")
-        winner = max(candidates, key=lambda c: c["retrain_mean"])
+        winner = max(candidates, key=lambda c: c["select_mean"] if select_splits else c["retrain_mean"])
         winner_sets = overrides + winner["overrides"] + full_budget
         splits = []
         for split in split_seeds:
@@ -348,7 +370,7 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
         "baseline": {"task": baseline, "scores": hand, "mean": hand_mean, "sd": hand_sd,
                      "command": reproduce_command(baseline, data_dir, overrides)},
         "verdict": verdict(winner["retrain_mean"], winner["retrain_sd"], hand_mean, hand_sd),
-        "split_seeds": splits,
+        "split_seeds": splits, "select_splits": select_splits,
     }
     summary["beats_baseline"] = summary["verdict"] == "beats"
     if winner_test is not None and hand_test is not None:

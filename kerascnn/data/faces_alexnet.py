@@ -73,14 +73,16 @@ def compute_features(cfg, x, batch_size=32):
 
 
 def cached_features(cfg, x):
+    """The features of ``x``, float16 in the cache and float32 in memory: float16 tensors would send the MLP's
+    input through TensorFlow's half-precision kernels, which oneDNN lacks on CPUs without AVX-512."""
     path = feature_cache_path(cfg, x)
     if path.exists():
-        return np.load(path)
+        return np.load(path).astype(np.float32)
     features = compute_features(cfg, x)
     buf = io.BytesIO()
     np.save(buf, features)
     atomic_write(path, buf.getvalue())
-    return features
+    return features.astype(np.float32)
 
 
 def load(cfg):
