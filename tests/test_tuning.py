@@ -397,9 +397,10 @@ def test_a_finished_search_without_a_budget_file_counts_its_summarys_minutes(sea
 
 
 
-def test_selection_splits_train_every_candidate_on_them_and_choose_by_the_mean_over_splits(search, tmp_path):
+def test_selection_splits_train_every_candidate_on_them_and_choose_by_the_mean_over_splits(search, tmp_path, capsys):
     """A finished search rerun with --select-splits: no new trials or retrains, one run per candidate and split,
-    and the winner is the best mean over the search's split (its retrain mean) and the selection splits."""
+    and the winner is the best mean over the search's split (its retrain mean) and the selection splits.
+    Resuming prints one line of its own, not KerasTuner's."""
     import shutil
 
     from kerascnn import rundir
@@ -411,7 +412,11 @@ def test_selection_splits_train_every_candidate_on_them_and_choose_by_the_mean_o
     project = tmp_path / "tuning" / "t"
     shutil.copytree(search_dir / "tuning" / "t", project)
     before = {p: p.stat().st_mtime for p in (project / "retrain").rglob("metrics.json")}
-    chosen = run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], select_splits=[2, 3]))
+    lines = []
+    chosen = run_search(**tune_args(data, tmp_path / "tuning", split_seeds=[1], select_splits=[2, 3],
+                                    progress=lines.append))
+    assert lines[0] == f"resuming the search in {project}: 2 trials finished"
+    assert "Reloading" not in capsys.readouterr().out
     assert {p: p.stat().st_mtime for p in (project / "retrain").rglob("metrics.json")} == before
     assert chosen["trials_finished"] == 2 and chosen["select_splits"] == [2, 3]
     for candidate in chosen["candidates"]:

@@ -24,10 +24,13 @@ minutes stops starting new trials in this invocation. Distributed mode is KerasT
 KERASTUNER_TUNER_ID (``chief`` on the chief), KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT; every
 process runs the same command, workers train trials and the chief reports and retrains.
 """
+import contextlib
+import io
 import json
 import os
 import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -300,9 +303,14 @@ def run_search(*, task, tuner="hyperband", max_epochs=None, max_trials=30, time_
     spec = {"task": task, "overrides": overrides, "data_dir": data_dir, "max_epochs": max_epochs,
             "trials_dir": str(project_dir / "trials"), "project_dir": str(project_dir), "progress": progress,
             "time_budget": time_budget, "keep_trial_models": keep_trial_models}
-    search = TrainEntryTuner(search=spec, oracle=make_oracle(tuner, max_epochs=max_epochs, max_trials=max_trials,
-                                                             seed=base.seed),
-                             hypermodel=TaskHyperModel(space, base), directory=str(out), project_name=name)
+    with contextlib.redirect_stdout(sys.stdout if verbose else io.StringIO()):  # KerasTuner prints "Reloading Tuner"
+        search = TrainEntryTuner(search=spec, oracle=make_oracle(tuner, max_epochs=max_epochs, max_trials=max_trials,
+                                                                 seed=base.seed),
+                                 hypermodel=TaskHyperModel(space, base), directory=str(out), project_name=name)
+    if progress is not None and not is_worker():
+        finished = sum(1 for t in search.oracle.trials.values() if t.score is not None)
+        if finished:
+            progress(f"resuming the search in {project_dir}: {finished} trials finished")
     search.spent_before = spent_minutes(project_dir)
     if time_budget:
         search.deadline = time.monotonic() + 60 * (time_budget - search.spent_before)
