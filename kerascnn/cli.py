@@ -278,7 +278,7 @@ def tune_summary(result, tuner):
 
 
 def cmd_reproduce(args):
-    from kerascnn.reproduce import check_inputs, estimate, plan_rows, plan_steps, run_reproduce
+    from kerascnn.reproduce import check_inputs, estimate, over_budget, plan_rows, plan_steps, run_reproduce
 
     progress = None if args.json else partial(print, flush=True)
     if args.plan or args.dry_run:
@@ -291,15 +291,18 @@ def cmd_reproduce(args):
             for k, s in enumerate(steps, start=1)]
         total = sum(s.estimate_s for s in steps) if args.plan else None
         left = sum(s.left_s for s in steps) if args.plan else None
+        overruns = over_budget(steps) if args.plan else []
         hidden = ("estimate_s", "left_s", "measured_s", "finished", "command")
         lines = [format_table([{k: v for k, v in r.items() if k not in hidden} for r in rows])]
         if args.plan:
             lines.append(f"total: {total / 3600:.1f} h on this machine, {left / 3600:.1f} h of it left under "
                          f"{args.root} (estimated from the step benchmark; throughputs in "
                          f"{Path(args.root) / 'throughput.json'})")
+        lines += [f"over budget: {note}" for note in overruns]
         lines += [f"problem: {p}" for p in problems] or ["inputs: every dataset and backbone source is present "
                                                        "or planned"]
-        emit(args, "\n".join(lines), {"steps": rows, "total_s": total, "left_s": left, "problems": problems})
+        emit(args, "\n".join(lines), {"steps": rows, "total_s": total, "left_s": left, "over_budget": overruns,
+                                      "problems": problems})
         return 1 if problems else 0
     results = run_reproduce(families=args.families, root=args.root, data_root=args.data_root, progress=progress)
     emit(args, format_table(results), {"steps": results})

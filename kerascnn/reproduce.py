@@ -29,6 +29,9 @@ DATASET_FAMILY = {"artists": "artists", "cifar10": "cifar10", "caltech101": "cal
 RUN_OVERHEAD_S = 5.0
 VALIDATION_COST = 1 / 3
 REPORT_SECONDS = 60.0  # a report evaluates a few checkpoints and draws its figures
+# The sizing the defaults are made to: a task default trains in one sitting, the whole course overnight.
+TASK_BUDGET_S = 45 * 60
+NIGHT_S = 10 * 3600
 
 
 @dataclass
@@ -354,6 +357,20 @@ def measured_label(step):
     if not step.finished:
         return ""
     return _hms(step.measured_s) + ("" if step.finished == step.runs else f" ({step.finished} of {step.runs} runs)")
+
+
+def over_budget(steps):
+    """What in an estimated plan overruns the sizing above on this machine, each with what to do about it:
+    task defaults over 45 minutes and a total over a night. Empty where the plan fits."""
+    notes = [f"{s.name} is estimated at {_hms(s.estimate_s)} here, over the {TASK_BUDGET_S // 60} minutes its "
+             f"default is sized to on a 2-core CPU with AVX-512; `kerascnn train --task {s.name} --set epochs=N` "
+             "trains a shorter run"
+             for s in steps if s.kind == "train" and s.estimate_s > TASK_BUDGET_S]
+    total = sum(s.estimate_s for s in steps)
+    if total > NIGHT_S:
+        notes.append(f"the plan totals {total / 3600:.1f} h here, more than a night ({NIGHT_S // 3600} h): run it a "
+                     "family or a few at a time (kerascnn reproduce FAMILY...); each resumes where it stopped")
+    return notes
 
 
 def plan_rows(steps, root):

@@ -8,8 +8,8 @@ from conftest import write_image_folder
 from kerascnn.cli import main
 from kerascnn.data.faces_alexnet import extractor_weights
 from kerascnn.experiments import STUDIES, Study
-from kerascnn.reproduce import (FAMILIES, RUN_OVERHEAD_S, check_inputs, estimate, estimate_run_seconds, plan_steps,
-                                run_reproduce, shape_key, step_configs)
+from kerascnn.reproduce import (FAMILIES, RUN_OVERHEAD_S, check_inputs, estimate, estimate_run_seconds, over_budget,
+                                plan_steps, run_reproduce, shape_key, step_configs)
 from kerascnn.tasks import TASKS, resolve_config
 
 
@@ -62,6 +62,19 @@ def test_estimates_follow_the_measured_throughput_and_the_data(tmp_path):
     assert pooling.reuse == {"no_pooling": "artists"}
     assert len(step_configs(pooling, reused=False)) == len(step_configs(pooling)) - 1
 
+
+
+def test_a_plan_says_which_task_overruns_a_sitting_and_when_the_course_overruns_a_night(tmp_path):
+    steps = plan_steps(["clipart"], tmp_path)
+    for step in steps:
+        step.estimate_s = 600.0
+    assert over_budget(steps) == []
+    steps[0].estimate_s = 59 * 60 + 35  # caltech101_resnet50 on a CPU without AVX-512
+    steps[4].estimate_s = 10 * 3600  # a study may take longer than a sitting, not than a night
+    notes = over_budget(steps)
+    assert len(notes) == 2
+    assert notes[0].startswith("caltech101_resnet50 is estimated at 0:59:35 here, over the 45 minutes")
+    assert notes[1].startswith("the plan totals 11.8 h here, more than a night (10 h): run it a family")
 
 def test_a_frozen_head_phase_and_its_fine_tuning_are_timed_at_their_own_speeds():
     finetune = resolve_config("clipart_resnet50_finetune")  # 3 epochs on a frozen backbone, then 6 on all of it
