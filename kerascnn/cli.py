@@ -282,7 +282,7 @@ def cmd_reproduce(args):
 
     progress = None if args.json else partial(print, flush=True)
     if args.plan or args.dry_run:
-        steps = plan_steps(args.families, args.root)
+        steps = plan_steps(args.families, args.root, args.min_seeds)
         problems = check_inputs(steps, root=args.root, data_root=args.data_root)
         if args.plan:
             estimate(steps, root=args.root, data_root=args.data_root, progress=progress)
@@ -304,7 +304,8 @@ def cmd_reproduce(args):
         emit(args, "\n".join(lines), {"steps": rows, "total_s": total, "left_s": left, "over_budget": overruns,
                                       "problems": problems})
         return 1 if problems else 0
-    results = run_reproduce(families=args.families, root=args.root, data_root=args.data_root, progress=progress)
+    results = run_reproduce(families=args.families, root=args.root, data_root=args.data_root,
+                            min_seeds=args.min_seeds, progress=progress)
     emit(args, format_table(results), {"steps": results})
     return 0
 
@@ -559,6 +560,9 @@ def build_parser():
     p.add_argument("--plan", action="store_true", help="print every step with its estimated wall time, then exit")
     p.add_argument("--dry-run", action="store_true", help="check that every dataset and backbone source is "
                    "present or planned, then exit")
+    p.add_argument("--min-seeds", type=int, default=1, metavar="N",
+                   help="run every study on at least N seeds (default: each study's own, sized to fit a night; "
+                   "2 or more gives every comparison a spread to judge it by)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(fn=cmd_reproduce)
 

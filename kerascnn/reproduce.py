@@ -82,11 +82,14 @@ def _backbone_run(pretrained_on, root):
     return str(Path(root) / "runs" / pretrained_on) if pretrained_on else None
 
 
-def plan_steps(families, root):
-    """The ordered steps that reproduce ``families`` (names from FAMILIES, or "all") under ``root``."""
+def plan_steps(families, root, min_seeds=1):
+    """The ordered steps that reproduce ``families`` (names from FAMILIES, or "all") under ``root``, every study
+    on its own seeds (``Study.repeats``, sized to fit a night) or on ``min_seeds``, whichever is more."""
     from kerascnn.experiments import STUDIES
     from kerascnn.tasks import TASKS
 
+    if min_seeds < 1:
+        raise ValueError(f"--min-seeds must be >= 1, got {min_seeds}")
     families = list(FAMILIES) if "all" in families else list(dict.fromkeys(families))
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
@@ -115,7 +118,7 @@ def plan_steps(families, root):
             study = STUDIES[name]
             backbone = _backbone_run(study.pretrained_on, root)
             sets = ([f"{study.backbone_setting}={backbone}"] if backbone else []) + study.reproduce_sets
-            step = Step("experiment", name, family, sets, backbone=backbone, repeats=study.repeats,
+            step = Step("experiment", name, family, sets, backbone=backbone, repeats=max(study.repeats, min_seeds),
                         only=study.reproduce_only)
             step.reuse = {variant: trained[_recipe(cfg)] for variant, seed, cfg in study_runs(step)
                           if seed == 0 and _recipe(cfg) in trained}
@@ -296,15 +299,16 @@ def check_inputs(steps, *, root, data_root=None):
     return problems
 
 
-def run_reproduce(*, families, root="reproduce", data_root=None, progress=None):
-    """Run every step not yet finished, in order, then return the steps with their wall times."""
+def run_reproduce(*, families, root="reproduce", data_root=None, min_seeds=1, progress=None):
+    """Run every step not yet finished, in order, then return the steps with their wall times; ``min_seeds`` as
+    in ``plan_steps``."""
     from kerascnn.experiments import STUDIES
     from kerascnn.experiments.runner import run_study, train_variant
     from kerascnn.report import build_report
     from kerascnn.tasks import resolve_config
 
     root = Path(root)
-    steps = estimate(plan_steps(families, root), root=root, data_root=data_root, progress=progress)
+    steps = estimate(plan_steps(families, root, min_seeds), root=root, data_root=data_root, progress=progress)
     problems = check_inputs(steps, root=root, data_root=data_root)
     if problems:
         raise FileNotFoundError("cannot reproduce:\n  " + "\n  ".join(problems))

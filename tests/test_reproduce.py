@@ -9,7 +9,7 @@ from kerascnn.cli import main
 from kerascnn.data.faces_alexnet import extractor_weights
 from kerascnn.experiments import STUDIES, Study
 from kerascnn.reproduce import (FAMILIES, RUN_OVERHEAD_S, check_inputs, estimate, estimate_run_seconds, over_budget,
-                                plan_steps, run_reproduce, shape_key, step_configs)
+                                plan_steps, run_reproduce, shape_key, step_configs, study_runs)
 from kerascnn.tasks import TASKS, resolve_config
 
 
@@ -34,6 +34,22 @@ def test_the_plan_covers_every_task_and_study_once_with_backbones_first(tmp_path
     assert [extractor_weights(c) for c in step_configs(transfer)] == [backbone] * 3 + [None] * 3
     assert all(s.repeats == 3 for s in steps if s.name.startswith("artists."))
 
+
+
+def test_min_seeds_raises_every_study_to_that_many_seeds_and_keeps_more(tmp_path, capsys):
+    own = {s.name: s for s in plan_steps(["all"], tmp_path) if s.kind == "experiment"}
+    raised = {s.name: s for s in plan_steps(["all"], tmp_path, min_seeds=2) if s.kind == "experiment"}
+    assert {n: s.repeats for n, s in raised.items()} == {n: max(2, STUDIES[n].repeats) for n in own}
+    assert raised["cifar10.dropout"].command(tmp_path).startswith(
+        f"kerascnn experiment cifar10.dropout --out {tmp_path / 'studies'} --repeats 2 --only p0.0 ")
+    assert own["cifar10.dropout"].repeats == 1 and raised["artists.pooling"].repeats == 3
+    assert len(study_runs(raised["cifar10.dropout"])) == 2 * len(study_runs(own["cifar10.dropout"]))
+    assert raised["cifar10.batchnorm"].reuse == own["cifar10.batchnorm"].reuse  # seed 0 is still the tasks' runs
+    with pytest.raises(ValueError, match="--min-seeds must be >= 1, got 0"):
+        plan_steps(["all"], tmp_path, min_seeds=0)
+    main(["reproduce", "cifar10", "--dry-run", "--min-seeds", "2", "--root", str(tmp_path), "--json"])
+    commands = [s["command"] for s in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"]]
+    assert next(c for c in commands if " cifar10.dropout " in c) == raised["cifar10.dropout"].command(tmp_path)
 
 def test_one_family_brings_only_the_backbones_it_needs(tmp_path):
     steps = plan_steps(["clipart"], tmp_path)
