@@ -138,8 +138,8 @@ def test_a_difference_is_a_finding_only_beyond_the_seeds_spread():
     from kerascnn.experiments.runner import add_verdicts
 
     rows = [{"val_accuracy": 0.70, "val_accuracy_std": 0.01}, {"val_accuracy": 0.73, "val_accuracy_std": 0.01},
-            {"val_accuracy": 0.715, "val_accuracy_std": 0.01}, {"val_accuracy": 0.60}]
+            {"val_accuracy": 0.715, "val_accuracy_std": 0.01}, {"val_accuracy": 0.60}, {"val_accuracy": 0.72}]
     assert add_verdicts(rows)
     assert [r["verdict"] for r in rows] == ["reference", "+0.0300, finding", "+0.0150, within noise",
-                                            "-0.1000, one seed, no verdict"]
+                                            "-0.1000, one seed, no verdict", "+0.0200, one seed, no verdict, needs 2 seeds"]
     assert not add_verdicts(rows[:1])

@@ -159,10 +159,15 @@ def _cell(row, key):
     return "" if v is None else str(v)
 
 
+# A one-seed gap under this many accuracy points could be a few images' luck (one artists image is 1.1 points),
+# so the verdict asks for a second seed; a larger one-seed gap still has no spread to call it a finding by.
+ONE_SEED_GAP = 0.03
+
+
 def add_verdicts(rows, key="val_accuracy"):
     """Each row's difference from the first (the reference) in ``key``, called a finding only when it exceeds the
     seeds' spread (the sum of the two standard deviations), "within noise" otherwise, and left without a verdict
-    when either side has a single seed."""
+    when either side has a single seed, saying so where the gap is under ``ONE_SEED_GAP``."""
     if len(rows) < 2 or not all(isinstance(r.get(key), float) for r in rows):
         return False
     first = rows[0]
@@ -171,7 +176,7 @@ def add_verdicts(rows, key="val_accuracy"):
         delta = row[key] - first[key]
         spreads = (row.get(f"{key}_std"), first.get(f"{key}_std"))
         if None in spreads:
-            judgement = "one seed, no verdict"
+            judgement = "one seed, no verdict" + (", needs 2 seeds" if abs(delta) < ONE_SEED_GAP else "")
         else:
             judgement = "finding" if abs(delta) > sum(spreads) else "within noise"
         row["verdict"] = f"{delta:+.4f}, {judgement}"
