@@ -45,6 +45,7 @@ class Config:
     seed: int = 0
     epochs: int = 50
     batch_size: int = 128
+    eval_batch_size: int = 0
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.9
@@ -102,6 +103,8 @@ FIELD_HELP = {
                         "layers, for the feature extractor; None = random (seeded) weights"),
     "feature_pretrained": ("false draws the feature extractor's weights at random (seeded) even when feature_weights "
                            "is set, as model.pretrained=false does for backbones, so one study compares both"),
+    "eval_batch_size": ("images per batch when scoring (validation, test tracking, final scores); 0 = four training "
+                        "batches, at most 256 images and never fewer than batch_size"),
     "val_fraction": "held-out share of the training data for validation",
     "split_seed": "seed of the train/val split (kept fixed across repeats)",
     "seed": "seed of initialisation, shuffling and augmentation",
@@ -242,6 +245,10 @@ def _check_field(key, value, hint):
         raise ConfigError(f"{key}={value!r}: choose one of {', '.join(CHOICES[key])}")
     if key == "ema" and not 0.0 <= value < 1.0:
         raise ConfigError(f"ema={value!r}: a momentum in [0, 1), e.g. 0.99 (0 = off)")
+    if key == "batch_size" and value < 1:
+        raise ConfigError(f"batch_size={value!r}: train on N >= 1 images per step, e.g. 64")
+    if key == "eval_batch_size" and value < 0:
+        raise ConfigError(f"eval_batch_size={value!r}: score N >= 1 images per batch, or 0 for the default")
     if key == "steps_per_execution" and value < 1:
         raise ConfigError(f"steps_per_execution={value!r}: run N >= 1 training steps per call, e.g. 8")
     if key == "validation_freq" and value < 1:

@@ -38,15 +38,26 @@ def class_weights(cfg, splits):
     return None
 
 
-def first_batch_divisible(cfg, scope, n):
-    """Batch size whose first batch splits evenly over the replicas.
+EVAL_BATCH_CAP = 256
+
+
+def evaluation_batch_size(cfg):
+    """Images per batch when scoring: ``eval_batch_size``, or four training batches up to 256 images (never
+    fewer than one training batch). Scoring keeps no activations for a backward pass, so a batch several
+    times training's fits wherever training's did, and fewer batches cut the per-batch cost that weighs on
+    small models (a fifth to a third off the faces tasks' evaluation; BENCHMARKS.md, "The scoring batch")."""
+    return cfg.eval_batch_size or max(cfg.batch_size, min(4 * cfg.batch_size, EVAL_BATCH_CAP))
+
+
+def first_batch_divisible(cfg, scope, n, batch_size):
+    """Of ``batch_size``, the batch size whose first batch of ``n`` images splits evenly over the replicas.
 
     Keras's TF trainer traces a distributed model by MEAN-reducing the first batch across replicas, which
     fails when that batch splits unevenly; that happens only when the split is smaller than one batch, so
     only then is the batch trimmed.
     """
-    if not cfg.distribute or n >= cfg.batch_size:
-        return cfg.batch_size
+    if not cfg.distribute or n >= batch_size:
+        return batch_size
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -67,8 +78,10 @@ class FitLoop:
         self.batches = dict(num_classes=splits.num_classes, batch_size=cfg.batch_size, pipeline=cfg.input_pipeline)
         self.train_ds = make_dataset(splits.train.x, splits.train.y, training=True, augmentation=augmentation,
                                      seed=cfg.seed, drop_remainder=cfg.distribute, **self.batches)
+        self.eval_batches = {**self.batches, "batch_size": evaluation_batch_size(cfg)}
         self.val_ds = make_dataset(splits.val.x, splits.val.y, **{
-            **self.batches, "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x))})
+            **self.eval_batches,
+            "batch_size": first_batch_divisible(cfg, scope, len(splits.val.x), self.eval_batches["batch_size"])})
         self._held = (splits.val.x, splits.val.y, self.val_ds)  # the latest split evaluated, kept as a dataset
         weights = class_weights(cfg, splits)
         self.class_weight = None if weights is None else {k: float(w) for k, w in enumerate(weights)}
@@ -84,7 +97,7 @@ class FitLoop:
         evaluating the test split every epoch builds it once."""
         held_x, held_y, dataset = self._held
         if held_x is not x or held_y is not y:
-            dataset = make_dataset(x, y, **self.batches)
+            dataset = make_dataset(x, y, **self.eval_batches)
             self._held = (x, y, dataset)
         loss, accuracy = self.model.evaluate(dataset, verbose=0)
         return {"loss": float(loss), "accuracy": float(accuracy)}
@@ -98,5 +111,5 @@ def make_loop(model, cfg, splits, *, augmentation=None, scope=None):
     if use_graph_loop(cfg, model):
         return GraphLoop(model, (splits.train.x, splits.train.y), (splits.val.x, splits.val.y), splits.num_classes,
                          cfg.batch_size, augmentation=augmentation, seed=cfg.seed,
-                         class_weights=class_weights(cfg, splits))
+                         class_weights=class_weights(cfg, splits), eval_batch_size=evaluation_batch_size(cfg))
     return FitLoop(model, cfg, splits, augmentation, scope)

@@ -39,6 +39,8 @@ def test_unknown_model_argument_lists_the_builder_arguments():
     ("optimizer=adagrad", "choose one of sgd, adam, adamw, rmsprop"),
     ("augment=[wobble]", "unknown augmentation 'wobble'"),
     ("epochs", "not of the form key=value"),
+    ("batch_size=0", "N >= 1 images per step"),
+    ("eval_batch_size=-1", "N >= 1 images per batch, or 0 for the default"),
 ])
 def test_bad_values_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -118,6 +118,37 @@ def test_validation_is_prepared_beside_training_and_its_errors_surface(monkeypat
         GraphLoop(small_model(), train, val, 3, 16).fit([], epochs=2, verbose=0)
 
 
+def test_scoring_runs_in_batches_of_its_own_size_with_the_same_metrics():
+    import tensorflow as tf
+
+    train, val = colour_data(40, 0), colour_data(37, 2)
+    scores = {}
+    for eval_batch_size, batches in [(None, 5), (32, 2)]:  # 37 images: 5 batches of 8, or 2 of 32
+        model = small_model()
+        executed = tf.Variable(0)
+        test_step = model.test_step
+
+        def counting_test_step(data, test_step=test_step, executed=executed):
+            executed.assign_add(1)
+            return test_step(data)
+
+        model.test_step = counting_test_step
+        loop = GraphLoop(model, train, val, 3, 8, eval_batch_size=eval_batch_size)
+        loop.fit([], epochs=1, verbose=0)
+        executed.assign(0)
+        scores[eval_batch_size] = loop.evaluate(*val)
+        assert int(executed.numpy()) == batches
+    assert scores[32] == pytest.approx(scores[None], rel=1e-5)
+
+
+@pytest.mark.parametrize("batch_size, eval_batch_size, scored", [
+    (32, 0, 128), (128, 0, 256), (200, 0, 256), (300, 0, 300), (32, 50, 50)])
+def test_the_scoring_batch_is_four_training_batches_up_to_256_unless_set(batch_size, eval_batch_size, scored):
+    from kerascnn.loops import evaluation_batch_size
+
+    assert evaluation_batch_size(Config(batch_size=batch_size, eval_batch_size=eval_batch_size)) == scored
+
+
 def test_evaluate_matches_keras_evaluate():
     train, other = colour_data(40, 0), colour_data(37, 2)  # 37: the last batch is partial
     model = small_model()

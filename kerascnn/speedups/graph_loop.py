@@ -97,14 +97,17 @@ def build_compiled_state(model, batch):
 class GraphLoop:
     """Trains and evaluates ``model`` (compiled) on in-memory arrays, driving Keras callbacks like fit."""
 
-    def __init__(self, model, train, val, num_classes, batch_size, *, augmentation=None, seed=0, class_weights=None):
+    def __init__(self, model, train, val, num_classes, batch_size, *, augmentation=None, seed=0, class_weights=None,
+                 eval_batch_size=None):
         """``train`` and ``val``: (images, class indices) arrays; ``val`` may be empty. ``class_weights``: one
-        training loss weight per class (as ``model.fit``'s ``class_weight``), or None; validation is unweighted."""
+        training loss weight per class (as ``model.fit``'s ``class_weight``), or None; validation is unweighted.
+        ``eval_batch_size``: images per batch when scoring (None: ``batch_size``)."""
         import tensorflow as tf
 
         from kerascnn.data.pipeline import one_hot_labels
 
         self.model, self.num_classes, self.batch_size = model, num_classes, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.augmentation, self.seed = augmentation, seed
         self.class_weights = None if class_weights is None else tf.constant(np.asarray(class_weights, np.float32))
         self.train_x, self.train_y = self._tensors(*train)
@@ -162,7 +165,7 @@ class GraphLoop:
         """Keras's test_step over all of (x, y); returns the logs accumulated since the last metrics reset."""
         import tensorflow as tf
 
-        model, size = self.model, self.batch_size
+        model, size = self.model, self.eval_batch_size
 
         def body(step):
             model.test_step((x[step * size:(step + 1) * size], y[step * size:(step + 1) * size]))
