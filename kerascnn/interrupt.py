@@ -32,6 +32,13 @@ def stop_requested():
     return _requested.is_set()
 
 
+def stop_if_requested(before):
+    """A safe point before the next piece of work (a run, a study step): raise ``Interrupted`` if Ctrl-C asked
+    to stop. A request that comes in a run's last epoch lets that run finish normally, so it is honoured here."""
+    if _requested.is_set():
+        raise Interrupted(f"stopped before {before}")
+
+
 def set_resume_hint(command):
     """The command a second Ctrl-C prints as the way to continue (the CLI knows it; the library does not)."""
     global _resume_hint

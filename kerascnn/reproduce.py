@@ -304,6 +304,7 @@ def run_reproduce(*, families, root="reproduce", data_root=None, min_seeds=1, pr
     in ``plan_steps``."""
     from kerascnn.experiments import STUDIES
     from kerascnn.experiments.runner import run_study, train_variant
+    from kerascnn.interrupt import stop_at_safe_points, stop_if_requested
     from kerascnn.report import build_report
     from kerascnn.tasks import resolve_config
 
@@ -314,28 +315,32 @@ def run_reproduce(*, families, root="reproduce", data_root=None, min_seeds=1, pr
         raise FileNotFoundError("cannot reproduce:\n  " + "\n  ".join(problems))
     left, started = sum(s.left_s for s in steps), time.monotonic()
     results = []
-    for k, step in enumerate(steps, start=1):
-        if progress is not None:
-            elapsed = time.monotonic() - started
-            progress(f"step {k} of {len(steps)}: {step.command(root)} (elapsed {_hms(elapsed)}, "
-                     f"about {_hms(max(0.0, left))} left)")
-        t = time.monotonic()
-        if step.kind == "train":
-            cfg = resolve_config(step.name, step.sets)
-            cfg = cfg.replace(data_dir=_data_dir(cfg, data_root))
-            train_variant(cfg, root / "runs" / step.name, quiet=True)
-        elif step.kind == "experiment":
-            study = STUDIES[step.name]
-            data_dir = _data_dir(resolve_config(study.task), data_root)
-            link_reused_runs(step, root)
-            run_study(step.name, overrides=step.sets, repeats=step.repeats, data_dir=data_dir,
-                      out_root=root / "studies", quiet=True, only=step.only)
-        else:
-            build_report(task=step.name, runs=str(root / "runs"), studies=str(root / "studies"),
-                         tuning=str(root / "tuning"), out=str(root / "reports" / f"{step.name}.md"))
-        left -= step.left_s
-        results.append({"step": k, "kind": step.kind, "name": step.name, "seconds": round(time.monotonic() - t, 1),
-                        "estimate_s": round(step.estimate_s, 1)})
+    # One Ctrl-C handler over every step: a stop asked in a step's last epoch, which ends that step normally,
+    # still holds, and the next step does not start.
+    with stop_at_safe_points():
+        for k, step in enumerate(steps, start=1):
+            stop_if_requested(f"step {k} of {len(steps)} ({step.kind} {step.name})")
+            if progress is not None:
+                elapsed = time.monotonic() - started
+                progress(f"step {k} of {len(steps)}: {step.command(root)} (elapsed {_hms(elapsed)}, "
+                         f"about {_hms(max(0.0, left))} left)")
+            t = time.monotonic()
+            if step.kind == "train":
+                cfg = resolve_config(step.name, step.sets)
+                cfg = cfg.replace(data_dir=_data_dir(cfg, data_root))
+                train_variant(cfg, root / "runs" / step.name, quiet=True)
+            elif step.kind == "experiment":
+                study = STUDIES[step.name]
+                data_dir = _data_dir(resolve_config(study.task), data_root)
+                link_reused_runs(step, root)
+                run_study(step.name, overrides=step.sets, repeats=step.repeats, data_dir=data_dir,
+                          out_root=root / "studies", quiet=True, only=step.only)
+            else:
+                build_report(task=step.name, runs=str(root / "runs"), studies=str(root / "studies"),
+                             tuning=str(root / "tuning"), out=str(root / "reports" / f"{step.name}.md"))
+            left -= step.left_s
+            results.append({"step": k, "kind": step.kind, "name": step.name,
+                            "seconds": round(time.monotonic() - t, 1), "estimate_s": round(step.estimate_s, 1)})
     return results
 
 

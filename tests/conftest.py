@@ -43,6 +43,28 @@ def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")
 
 
+@pytest.fixture
+def ctrl_c_in_each_runs_last_epoch(monkeypatch):
+    """Every run trains to its end, then Ctrl-C comes, as in a run's last epoch: too late to cut that run short.
+    Returns the run directories trained, in order; the stop request ends with the test."""
+    import threading
+
+    import kerascnn.train
+    from kerascnn import interrupt
+
+    monkeypatch.setattr(interrupt, "_requested", threading.Event())
+    real_train, trained = kerascnn.train.train, []
+
+    def train(*args, **kwargs):
+        metrics = real_train(*args, **kwargs)
+        trained.append(Path(kwargs["run_dir"]))
+        interrupt._requested.set()
+        return metrics
+
+    monkeypatch.setattr(kerascnn.train, "train", train)
+    return trained
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Keep array caches out of the project's data/ folder."""

@@ -84,24 +84,13 @@ def test_variants_repeats_table_sweep_and_resume(tiny_data, tmp_path, register, 
     assert (study_dir / "table.csv").read_text() == first
 
 
-def test_ctrl_c_in_a_runs_last_epoch_stops_the_study_before_the_next_run(tiny_data, tmp_path, register, monkeypatch):
-    import threading
+def test_ctrl_c_in_a_runs_last_epoch_stops_the_study_before_the_next_run(tiny_data, tmp_path, register,
+                                                                        ctrl_c_in_each_runs_last_epoch):
+    from kerascnn.interrupt import Interrupted
 
-    import kerascnn.train
-    from kerascnn import interrupt
-
-    monkeypatch.setattr(interrupt, "_requested", threading.Event())  # this test's stop request ends with it
+    trained = ctrl_c_in_each_runs_last_epoch
     register("t.stop", [("a", []), ("b", ["model.dropout=0.5"])])
-    real_train, trained = kerascnn.train.train, []
-
-    def ctrl_c_in_the_last_epoch(*args, **kwargs):
-        metrics = real_train(*args, **kwargs)  # the stop request comes too late to cut the run short
-        trained.append(kwargs["run_dir"])
-        interrupt._requested.set()
-        return metrics
-
-    monkeypatch.setattr(kerascnn.train, "train", ctrl_c_in_the_last_epoch)
-    with pytest.raises(interrupt.Interrupted, match="stopped before b seed 0, with 1 of 2 runs finished"):
+    with pytest.raises(Interrupted, match="stopped before b seed 0, with 1 of 2 runs finished"):
         run_study("t.stop", data_dir=str(tiny_data), out_root=tmp_path, quiet=True)
     runs = tmp_path / "t.stop" / "runs"
     assert [p.name for p in runs.iterdir()] == ["a"] and len(trained) == 1

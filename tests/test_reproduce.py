@@ -129,10 +129,10 @@ def test_missing_inputs_are_named_and_the_dry_run_fails(tmp_path, capsys):
     assert any(p.startswith("dataset faces: nothing at") for p in payload["problems"])
 
 
-def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
-    """A stand-in family of one task and one study on tiny data: trained, reported, and not trained again."""
+@pytest.fixture
+def stand_in_family(tmp_path, monkeypatch):
+    """A family of one task and one study (two variants, two seeds) on tiny data: run_reproduce's arguments."""
     import kerascnn.reproduce as reproduce
-    import kerascnn.train
     from kerascnn.tasks import Task
 
     write_image_folder(tmp_path / "data" / "artists", classes=3, per_class=8, size=50)
@@ -142,8 +142,15 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
                                                        [("a", []), ("b", ["model.dropout=0.5"])], repeats=2))
     monkeypatch.setattr(reproduce, "family_tasks", lambda family: ["tiny_artists"])
     monkeypatch.setattr(reproduce, "family_studies", lambda family: ["artists.tiny"])
+    return dict(families=["artists"], root=tmp_path / "out", data_root=tmp_path / "data")
+
+
+def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch, stand_in_family):
+    """The stand-in family: trained, reported, and not trained again."""
+    import kerascnn.train
+
     lines = []
-    args = dict(families=["artists"], root=tmp_path / "out", data_root=tmp_path / "data", progress=lines.append)
+    args = {**stand_in_family, "progress": lines.append}
     before = estimate(plan_steps(["artists"], args["root"]), root=args["root"], data_root=args["data_root"])
     assert all(s.left_s == s.estimate_s > 0 for s in before)
     results = run_reproduce(**args)
@@ -178,3 +185,13 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch):
 
     monkeypatch.setattr(kerascnn.train, "train", no_training)
     assert [r["name"] for r in run_reproduce(**args)] == ["tiny_artists", "artists.tiny", "artists"]
+
+
+def test_ctrl_c_in_a_steps_last_epoch_stops_before_the_next_step(tmp_path, stand_in_family,
+                                                                ctrl_c_in_each_runs_last_epoch):
+    from kerascnn.interrupt import Interrupted
+
+    with pytest.raises(Interrupted, match=r"stopped before step 2 of 3 \(experiment artists.tiny\)"):
+        run_reproduce(**stand_in_family)
+    assert len(ctrl_c_in_each_runs_last_epoch) == 1
+    assert not (tmp_path / "out" / "studies" / "artists.tiny" / "runs").exists()

@@ -509,3 +509,14 @@ def test_a_chief_and_two_workers_share_one_search(tmp_path):
     assert sorted(r["trial"] for r in records) == ["0", "1", "2", "3"]  # every trial ran, once
     assert {r["tuner_id"] for r in records} == {"tuner0", "tuner1"}
     assert summary["trials_finished"] == 4 and summary["candidates"] and summary["baseline"]["scores"]
+
+
+def test_ctrl_c_in_a_retrains_last_epoch_stops_before_the_next_retrain(tmp_path, ctrl_c_in_each_runs_last_epoch):
+    from kerascnn.interrupt import Interrupted, stop_at_safe_points
+    from tuning.search import _train_seeds
+
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=8, size=50)
+    with stop_at_safe_points(), pytest.raises(Interrupted, match="stopped before retraining candidate 1, seed 2"):
+        _train_seeds("artists", ["epochs=1", "batch_size=16", "tensorboard=false"], [1, 2], str(data),
+                     tmp_path / "retrain", None, "retraining candidate 1")
+    assert ctrl_c_in_each_runs_last_epoch == [tmp_path / "retrain" / "seed1"]

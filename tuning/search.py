@@ -36,7 +36,7 @@ from pathlib import Path
 
 import keras_tuner
 
-from kerascnn.interrupt import Interrupted, stop_at_safe_points, stop_requested
+from kerascnn.interrupt import Interrupted, stop_at_safe_points, stop_if_requested, stop_requested
 from tuning.candidates import verdict, write_candidate_tables
 
 TUNERS = ("hyperband", "random", "bayesian")
@@ -215,8 +215,10 @@ def _train_seeds(task, sets, seeds, data_dir, folder, progress, label):
     scores = []
     for seed in seeds:
         run_dir = folder / f"seed{seed}"
-        if progress is not None and not (run_dir / "metrics.json").exists():
-            progress(f"{label}, seed {seed}: {run_dir}")
+        if not (run_dir / "metrics.json").exists():
+            stop_if_requested(f"{label}, seed {seed}")
+            if progress is not None:
+                progress(f"{label}, seed {seed}: {run_dir}")
         cfg = resolve_config(task, list(sets) + [f"seed={seed}"], data_dir=data_dir)
         scores.append(train_variant(cfg, run_dir, quiet=True)["best"][OBJECTIVE])
     return scores

@@ -69,7 +69,7 @@ def run_study(name, *, epochs=None, overrides=(), repeats=None, data_dir=None, o
 
 
 def _run_study(name, *, epochs, overrides, repeats, data_dir, out_root, quiet, only):
-    from kerascnn.interrupt import Interrupted, stop_requested
+    from kerascnn.interrupt import stop_if_requested
     from kerascnn.tasks import resolve_config
 
     study = select_variants(get_study(name), only)
@@ -81,10 +81,9 @@ def _run_study(name, *, epochs, overrides, repeats, data_dir, out_root, quiet, o
             sets = study.base + variant_overrides + list(overrides) + ([f"epochs={epochs}"] if epochs else [])
             cfg = resolve_config(study.task, sets + [f"seed={seed}"], data_dir=data_dir)
             run_dir = study_dir / "runs" / variant / f"seed{seed}"
-            if stop_requested() and not (run_dir / "metrics.json").exists():
-                # Ctrl-C in a run's last epoch ends that run normally: stop here, before the next one starts.
-                raise Interrupted(f"stopped before {variant} seed {seed}, with {len(results)} of "
-                                  f"{len(study.variants) * repeats} runs finished")
+            if not (run_dir / "metrics.json").exists():
+                stop_if_requested(f"{variant} seed {seed}, with {len(results)} of {len(study.variants) * repeats} "
+                                  "runs finished")
             if not quiet:
                 print(f"[{name}] {variant} seed {seed}: {' '.join(variant_overrides) or '(base)'}", flush=True)
             metrics = train_variant(cfg, run_dir, quiet)
