@@ -170,7 +170,9 @@ def run_phases(cfg):
     """(config, epochs) per training phase. A recipe that trains the head on a frozen backbone and then
     fine-tunes has two, at very different speeds: a frozen ResNet-50 at 96 px trains about 4x faster than a
     whole one."""
-    if cfg.model_args.get("train_backbone") is False and cfg.fine_tune_epochs:
+    from kerascnn.models import trains_backbone
+
+    if not trains_backbone(cfg.model, cfg.model_args) and cfg.fine_tune_epochs:
         whole = cfg.replace(model_args={**cfg.model_args, "train_backbone": True})
         return [(cfg, cfg.epochs), (whole, cfg.fine_tune_epochs)]
     return [(cfg, cfg.epochs + cfg.fine_tune_epochs)]
@@ -178,8 +180,10 @@ def run_phases(cfg):
 
 def shape_key(cfg):
     """What step throughput depends on most: the model, its input and batch, and whether the backbone trains."""
-    frozen = cfg.model_args.get("train_backbone") is False
-    return f"{cfg.model}|{cfg.image_size}px|batch{cfg.batch_size}|{'frozen' if frozen else 'trained'}"
+    from kerascnn.models import trains_backbone
+
+    trained = trains_backbone(cfg.model, cfg.model_args)
+    return f"{cfg.model}|{cfg.image_size}px|batch{cfg.batch_size}|{'trained' if trained else 'frozen'}"
 
 
 def dataset_sizes(cfg, cache):
@@ -223,9 +227,16 @@ def estimate_run_seconds(cfg, images_per_s, sizes):
                                 for phase, epochs in run_phases(cfg))
 
 
+# Throughputs kept under another format were keyed differently and are measured again: format 1 filed a
+# vgg_transfer left at its builder's default (a frozen backbone) under "trained".
+CACHE_FORMAT = 2
+
+
 def load_cache(root):
     path = Path(root) / "throughput.json"
-    return json.loads(path.read_text()) if path.exists() else {"images_per_s": {}, "sizes": {}}
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    throughputs = cache.get("images_per_s", {}) if cache.get("format") == CACHE_FORMAT else {}
+    return {"format": CACHE_FORMAT, "images_per_s": throughputs, "sizes": cache.get("sizes", {})}
 
 
 def estimate(steps, *, root, data_root=None, progress=None, measure=True):

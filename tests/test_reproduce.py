@@ -8,7 +8,7 @@ from conftest import write_image_folder
 from kerascnn.cli import main
 from kerascnn.data.faces_alexnet import extractor_weights
 from kerascnn.experiments import STUDIES, Study
-from kerascnn.reproduce import (FAMILIES, RUN_OVERHEAD_S, check_inputs, estimate, estimate_run_seconds, over_budget,
+from kerascnn.reproduce import (CACHE_FORMAT, FAMILIES, RUN_OVERHEAD_S, check_inputs, estimate, estimate_run_seconds, over_budget,
                                 plan_steps, run_reproduce, shape_key, step_configs, study_runs)
 from kerascnn.tasks import TASKS, resolve_config
 
@@ -66,7 +66,7 @@ def test_estimates_follow_the_measured_throughput_and_the_data(tmp_path):
     steps = plan_steps(["artists"], tmp_path)
     cfg = resolve_config("artists")
     (tmp_path / "throughput.json").write_text(json.dumps({
-        "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
+        "format": CACHE_FORMAT, "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
         "sizes": {f"artists|{cfg.val_fraction}": [360, 91, 0]}}))
     estimate(steps, root=tmp_path)
     assert steps[0].estimate_s == pytest.approx(RUN_OVERHEAD_S + cfg.epochs * (360 + 91 / 3) / 100)
@@ -107,6 +107,30 @@ def test_a_frozen_head_phase_and_its_fine_tuning_are_timed_at_their_own_speeds()
         RUN_OVERHEAD_S + faces.epochs * (100 + 90 / 3) / 10)
     assert estimate_run_seconds(resolve_config("artists"), lambda _: 10.0, (100, 30, 60)) == pytest.approx(
         RUN_OVERHEAD_S + resolve_config("artists").epochs * (100 + 30 / 3) / 10)
+
+
+def test_each_transfer_variant_is_timed_at_the_speed_of_the_backbone_it_trains():
+    from kerascnn.experiments.transfer import describe_backbone
+
+    # vgg_transfer freezes its backbone unless told otherwise, resnet50 trains it: the builders' defaults decide.
+    study = next(s for s in plan_steps(["cifar10"], ".", min_seeds=1) if s.name == "cifar10.transfer")
+    keys = {variant: shape_key(cfg) for variant, seed, cfg in study_runs(study)}
+    assert keys == {"frozen": "vgg_transfer|32px|batch200|frozen", "fine_tuned": "vgg_transfer|32px|batch200|trained",
+                    "scratch": "vgg_transfer|32px|batch200|trained"}
+    assert shape_key(resolve_config("cifar10_vgg")).endswith("|frozen")
+    resnet = resolve_config("clipart_resnet50_scratch").replace(model_args={})
+    assert shape_key(resnet).endswith("|trained")
+    assert describe_backbone(resnet) == "random init, trained"
+
+
+def test_throughputs_kept_in_an_older_format_are_measured_again_and_sizes_kept(tmp_path):
+    from kerascnn.reproduce import load_cache
+
+    old = {"images_per_s": {"vgg_transfer|32px|batch200|trained": 506.0}, "sizes": {"cifar10|0.2": [4136, 1034, 1017]}}
+    (tmp_path / "throughput.json").write_text(json.dumps(old))
+    assert load_cache(tmp_path) == {"format": CACHE_FORMAT, "images_per_s": {}, "sizes": old["sizes"]}
+    (tmp_path / "throughput.json").write_text(json.dumps({**old, "format": CACHE_FORMAT}))
+    assert load_cache(tmp_path)["images_per_s"] == old["images_per_s"]
 
 
 def test_estimates_never_need_the_backbone_weights(tmp_path):

@@ -3,6 +3,7 @@ backbone came from, how much of it trained, and its accuracy."""
 import warnings
 from pathlib import Path
 
+from kerascnn.models import trains_backbone
 from kerascnn.tables import put_mean_sd
 
 
@@ -22,7 +23,7 @@ def describe_backbone(cfg):
     head-only phase (from which layer), or trained throughout."""
     args = cfg.model_args or {}
     start = describe_weights(args.get("weights") if args.get("pretrained", True) is not False else None)
-    if args.get("train_backbone"):
+    if trains_backbone(cfg.model, args):
         how = "trained"
     elif cfg.fine_tune_epochs:
         how = (f"frozen {cfg.epochs} epochs, then fine-tuned {cfg.fine_tune_epochs} "

@@ -47,5 +47,12 @@ def model_arguments(name):
     }
 
 
+def trains_backbone(name, model_args):
+    """Whether a model built from ``model_args`` trains its backbone: the ``train_backbone`` it is given, else
+    its builder's default, which differs by family (vgg_transfer freezes, resnet50 trains). Models without a
+    separate backbone train all of it."""
+    return (model_args or {}).get("train_backbone", model_arguments(name).get("train_backbone", True)) is not False
+
+
 def create_model(name, input_shape, num_classes, **kwargs):
     return get_builder(name)(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
