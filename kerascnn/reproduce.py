@@ -178,12 +178,31 @@ def run_phases(cfg):
     return [(cfg, cfg.epochs + cfg.fine_tune_epochs)]
 
 
-def shape_key(cfg):
-    """What step throughput depends on most: the model, its input and batch, and whether the backbone trains."""
-    from kerascnn.models import trains_backbone
+# Model arguments that set the weights' values, not the work a step does; and rates whose value costs nothing,
+# only whether they are on (a dropout layer exists or not).
+VALUE_ONLY_ARGS = ("weights", "pretrained", "l2", "initializer", "bn_momentum", "train_backbone")
+RATE_ARGS = ("dropout", "stochastic_depth")
 
-    trained = trains_backbone(cfg.model, cfg.model_args)
-    return f"{cfg.model}|{cfg.image_size}px|batch{cfg.batch_size}|{'trained' if trained else 'frozen'}"
+
+def shape_key(cfg):
+    """What a training step's speed depends on: the model, its input and batch, whether the backbone trains, the
+    preprocessing, each model argument that changes the work from the builder's default (batch norm, widths,
+    strides, pooling, a dropout layer) and the augmentation's transforms. Configs with one key share one step
+    benchmark; the batch-norm ConvNet trains about a fifth slower than the plain one, a stride of 1 several
+    times slower than 2."""
+    from kerascnn.models import model_arguments, trains_backbone
+
+    defaults = model_arguments(cfg.model)
+
+    def work(name, value):
+        return ("on" if value else "off") if name in RATE_ARGS else json.dumps(value)
+
+    changed = [f"{name}={work(name, value)}" for name, value in sorted(cfg.model_args.items())
+               if name not in VALUE_ONLY_ARGS and work(name, value) != work(name, defaults.get(name))]
+    augment = [entry.partition(":")[0] for entry in cfg.augment]
+    return "|".join([cfg.model, f"{cfg.image_size}px{' grey' if cfg.grayscale else ''}", f"batch{cfg.batch_size}",
+                     "trained" if trains_backbone(cfg.model, cfg.model_args) else "frozen",
+                     f"preprocess={cfg.preprocess}", *changed] + ([f"augment={','.join(augment)}"] if augment else []))
 
 
 def dataset_sizes(cfg, cache):
@@ -205,14 +224,16 @@ def without_weights(cfg):
 
 
 def measure_throughput(cfg, cache, images=None):
-    """Training images/s of ``cfg``'s model shape from a short synthetic step benchmark, remembered in ``cache``."""
+    """Training images/s of ``cfg``'s model shape from a short synthetic step benchmark with the recipe's
+    augmentation (which runs inside the step), remembered in ``cache``."""
     from kerascnn.benchmark import step_throughput
     from kerascnn.data import dataset_module
 
     key = shape_key(cfg)
     if key not in cache:
         shape, classes = dataset_module(cfg.dataset).input_spec(cfg)
-        result = step_throughput(cfg, shape, classes, images=images or max(4 * cfg.batch_size, 256))
+        result = step_throughput(cfg, shape, classes, images=images or max(4 * cfg.batch_size, 256),
+                                 augment=bool(cfg.augment))
         cache[key] = result["step_images_per_s"]
     return cache[key]
 
@@ -227,8 +248,9 @@ def estimate_run_seconds(cfg, images_per_s, sizes):
                                 for phase, epochs in run_phases(cfg))
 
 
-# Throughputs kept under another format were keyed differently and are measured again: format 1 filed a
-# vgg_transfer left at its builder's default (a frozen backbone) under "trained".
+# Throughputs kept under another format were keyed and measured differently and are measured again: format 1
+# filed a vgg_transfer left at its builder's default (a frozen backbone) under "trained", shared one figure
+# between a model's variants, and left the augmentation out.
 CACHE_FORMAT = 2
 
 

@@ -97,7 +97,7 @@ def test_a_frozen_head_phase_and_its_fine_tuning_are_timed_at_their_own_speeds()
     speeds = {"frozen": 40.0, "trained": 10.0}
 
     def images_per_s(cfg):
-        return speeds[shape_key(cfg).rsplit("|", 1)[1]]
+        return speeds[shape_key(cfg).split("|")[3]]
 
     assert estimate_run_seconds(finetune, images_per_s, (100, 0, 0)) == RUN_OVERHEAD_S + 3 * 100 / 40 + 6 * 100 / 10
     # Test images count only where the recipe evaluates them every epoch.
@@ -115,12 +115,26 @@ def test_each_transfer_variant_is_timed_at_the_speed_of_the_backbone_it_trains()
     # vgg_transfer freezes its backbone unless told otherwise, resnet50 trains it: the builders' defaults decide.
     study = next(s for s in plan_steps(["cifar10"], ".", min_seeds=1) if s.name == "cifar10.transfer")
     keys = {variant: shape_key(cfg) for variant, seed, cfg in study_runs(study)}
-    assert keys == {"frozen": "vgg_transfer|32px|batch200|frozen", "fine_tuned": "vgg_transfer|32px|batch200|trained",
-                    "scratch": "vgg_transfer|32px|batch200|trained"}
-    assert shape_key(resolve_config("cifar10_vgg")).endswith("|frozen")
+    frozen = "vgg_transfer|32px|batch200|frozen|preprocess=imagenet|augment=flip"
+    assert keys == {"frozen": frozen, "fine_tuned": frozen.replace("frozen", "trained"),
+                    "scratch": frozen.replace("frozen", "trained")}  # the weights' source costs nothing
+    assert shape_key(resolve_config("cifar10_vgg")) == frozen
     resnet = resolve_config("clipart_resnet50_scratch").replace(model_args={})
-    assert shape_key(resnet).endswith("|trained")
+    assert shape_key(resnet).split("|")[3] == "trained"
     assert describe_backbone(resnet) == "random init, trained"
+
+
+def test_configs_share_a_step_benchmark_only_where_their_steps_do_the_same_work():
+    plain, bn = resolve_config("cifar10"), resolve_config("cifar10_bn")
+    assert shape_key(plain) == "convnet|32px|batch200|trained|preprocess=centered"
+    assert shape_key(bn) == "convnet|32px|batch200|trained|preprocess=centered|batch_norm=true"
+    # Regularisation strength and the dropout rate change no work; a dropout layer, strides and augmentation do.
+    assert shape_key(plain.replace(model_args={"l2": 0.0}, seed=3, learning_rate=0.1)) == shape_key(plain)
+    dropout = {shape_key(resolve_config("cifar10_bn", [f"model.dropout={p}"])) for p in (0.2, 0.8)}
+    assert dropout == {shape_key(bn) + "|dropout=on"}
+    assert shape_key(resolve_config("artists", ["model.strides=1"])) != shape_key(resolve_config("artists"))
+    assert shape_key(resolve_config("cifar10_bn", ["augment=[flip,crop:4]"])) == shape_key(bn) + "|augment=flip,crop"
+    assert shape_key(resolve_config("cifar10_bn", ["augment=[flip,crop:2]"])) == shape_key(bn) + "|augment=flip,crop"
 
 
 def test_throughputs_kept_in_an_older_format_are_measured_again_and_sizes_kept(tmp_path):
