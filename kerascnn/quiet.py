@@ -4,12 +4,18 @@ TensorFlow logs "oneDNN custom operations are on", "Could not find cuda drivers"
 the absl "InitializeLog" notice before its log level applies, straight to file descriptor 2, so neither
 ``TF_CPP_MIN_LOG_LEVEL`` nor Python's ``sys.stderr`` can hold them back. ``import_tensorflow`` does the first
 import and the first device listing (where CUDA is initialised) with descriptor 2 pointed at /dev/null for
-that moment only. A user who exports ``TF_CPP_MIN_LOG_LEVEL`` or passes ``verbose=True`` sees everything.
+that moment only. Past start-up, ``filter_runtime_lines`` drops the few lines TensorFlow's C++ side logs while
+it trains that say nothing a user can act on. A user who exports ``TF_CPP_MIN_LOG_LEVEL`` or passes
+``verbose=True`` sees everything.
 """
+import atexit
 import contextlib
 import importlib.util
 import os
+import signal
+import subprocess
 import sys
+import threading
 
 import kerascnn
 
@@ -54,8 +60,84 @@ def import_tensorflow(verbose=False):
             # The first device listing initialises CUDA, which logs cuInit's failure on machines without GPUs.
             tf.config.list_physical_devices()
         import keras  # noqa: F401
+    if quiet:
+        filter_runtime_lines()
     if not verbose:
         drop_retracing_warnings()
+
+
+# TensorFlow's C++ lines, written while a model trains, that a user can do nothing about. With oneDNN on (as
+# kerascnn sets it, for speed on AVX2 CPUs too) TensorFlow reports at ERROR level, once per data type, that an
+# op in int64, bool or half precision (the augmentation layers, the faces AlexNet feature cache) runs on its
+# Eigen kernel on a CPU without AVX-512: the fallback is the normal path there.
+RUNTIME_NOISE = rb"util\.cc:\d+\] oneDNN supports DT_[A-Z0-9_]+ only on platforms with AVX-512"
+
+# The filter runs in its own process, so that a line written just before a crash (a fatal CHECK, an abort)
+# still reaches the terminal. It starts with Ctrl-C ignored (an ignored signal stays ignored across exec, and
+# Python keeps it so), since the terminal sends Ctrl-C to the whole process group: the command decides how to
+# stop, and the filter lives until the last writer closes the pipe. A partial line is held back only while it
+# can still become a TensorFlow log line; anything else (a "\r" progress bar) passes at once.
+FILTER_PROGRAM = r"""
+import os, re, sys
+noise, log_start = re.compile(sys.argv[1].encode()), re.compile(rb"[IWEF]\d{0,4}( .*)?", re.S)
+held = b""
+
+def write(data):
+    try:
+        while data:
+            data = data[os.write(1, data):]
+    except OSError:
+        pass
+
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    lines = (held + chunk).splitlines(keepends=True)
+    held = lines.pop() if not lines[-1].endswith((b"\n", b"\r")) else b""
+    if held and not log_start.fullmatch(held):
+        lines.append(held)
+        held = b""
+    write(b"".join(line for line in lines if not noise.search(line)))
+if held and not noise.search(held):
+    write(held)
+"""
+
+
+def filter_runtime_lines():
+    """Send what is written to file descriptor 2 (TensorFlow's C++ log) through a filter process that drops the
+    RUNTIME_NOISE lines and passes everything else. Python's own ``sys.stderr`` moves to a copy of the original
+    descriptor, so tracebacks, warnings and progress bars reach the terminal directly and still see a terminal.
+    At exit descriptor 2 goes back to the original and the filter is given a moment to pass its last lines."""
+    if os.name != "posix" or sys.stderr is not sys.__stderr__:  # a harness that captures stderr keeps it
+        return
+    if threading.current_thread() is not threading.main_thread():  # only the main thread can mask Ctrl-C
+        return
+    sys.stderr.flush()
+    original = os.dup(2)
+    ctrl_c = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        filter_process = subprocess.Popen([sys.executable, "-I", "-S", "-c", FILTER_PROGRAM, RUNTIME_NOISE.decode()],
+                                          stdin=subprocess.PIPE, stdout=original, stderr=subprocess.DEVNULL)
+    except OSError:
+        os.close(original)
+        return
+    finally:
+        signal.signal(signal.SIGINT, ctrl_c)
+    os.dup2(filter_process.stdin.fileno(), 2)
+    filter_process.stdin.close()
+    sys.stderr = open(original, "w", buffering=1, encoding=sys.stderr.encoding, errors=sys.stderr.errors,
+                      closefd=False)
+
+    def restore():
+        sys.stderr.flush()
+        os.dup2(original, 2)
+        try:
+            filter_process.wait(timeout=2)
+        except subprocess.TimeoutExpired:  # a process this one started still holds the pipe; it ends with it
+            pass
+
+    atexit.register(restore)
 
 
 class _NotRetracing:

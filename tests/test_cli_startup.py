@@ -30,6 +30,48 @@ def test_train_prints_no_tensorflow_start_up_lines(tmp_path):
     assert "best val accuracy" in proc.stdout
 
 
+# What TensorFlow's C++ side writes to descriptor 2 while a model trains, as the child writes it below: the
+# oneDNN fallback notice a CPU without AVX-512 gets once per data type, and a line that matters.
+FALLBACK = b"E0000 00:00:1796544402.159916 4208 util.cc:131] oneDNN supports DT_INT64 only on platforms with " \
+           b"AVX-512. Falling back to the default Eigen-based implementation if present."
+REAL_ERROR = b"E0000 00:00:1796544402.2 4208 op_kernel.cc:1857] OP_REQUIRES failed: out of memory"
+CHILD = f"""
+import os, signal, sys, time
+from kerascnn.quiet import import_tensorflow
+import_tensorflow(verbose=False)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+os.killpg(0, signal.SIGINT)  # Ctrl-C reaches the whole process group, the filter too
+time.sleep(0.2)
+os.write(2, {FALLBACK!r} + b"\\n")
+os.write(2, {REAL_ERROR!r} + b"\\n")
+print("python stderr", file=sys.stderr, flush=True)
+os.write(2, b"loading 50%\\r")
+os.write(2, b"F0000 check_op.cc:1] Check failed: last words\\n")
+os.abort()
+"""
+
+
+def run_child(env=None):
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERASCNN_DEFAULT_TF_LOG_LEVEL")}
+    return subprocess.run([sys.executable, "-c", CHILD], capture_output=True, cwd=ROOT, start_new_session=True,
+                          env={**base, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=120)
+
+
+def test_runtime_onednn_fallback_lines_are_dropped_and_every_other_line_kept_through_ctrl_c_and_a_crash():
+    proc = run_child()
+    assert proc.returncode < 0  # the abort
+    err = proc.stderr
+    assert b"oneDNN supports" not in err, err
+    for kept in (REAL_ERROR, b"python stderr", b"loading 50%\r", b"Check failed: last words"):
+        assert kept in err, (kept, err)
+
+
+def test_a_user_who_sets_the_log_level_sees_the_fallback_lines():
+    proc = run_child(env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert FALLBACK in proc.stderr and REAL_ERROR in proc.stderr, proc.stderr
+
+
 def test_verbose_is_accepted_before_and_after_the_command():
     from kerascnn.cli import build_parser
 
