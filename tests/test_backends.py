@@ -35,12 +35,28 @@ print(json.dumps({"losses": [r["loss"] for r in rundir.read_history(run)], "file
 """
 
 
-def run_python(code, *args, env=None):
+def start_python(code, *args, env=None):
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", **(env or {})}
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env)
+
+
+def result(proc):
+    """The last line a started process prints, as JSON, once it has ended well."""
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_python(code, *args, env=None):
+    return result(start_python(code, *args, env=env))
+
+
+def run_pythons(*calls):
+    """Several (code, *args, env) calls at once: each spends most of its time importing and compiling on one
+    core, so two take little longer than one."""
+    started = [start_python(code, *args, env=env) for code, *args, env in calls]
+    return [result(proc) for proc in started]
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +123,8 @@ def test_mirrored_strategy_step_equals_single_device_step():
 
 def test_distributed_training_on_two_cpu_devices_matches_one(even_data, tmp_path):
     # Against model.fit on one device: the data-parallel run is fit's, and the graph loop shuffles differently.
-    one = run_python(TRAIN_SCRIPT, even_data, tmp_path / "one", "train_loop=fit")
-    two = run_python(TRAIN_SCRIPT, even_data, tmp_path / "two", "distribute=true", env={"KERASCNN_CPU_DEVICES": "2"})
+    one, two = run_pythons((TRAIN_SCRIPT, even_data, tmp_path / "one", "train_loop=fit", None),
+                           (TRAIN_SCRIPT, even_data, tmp_path / "two", "distribute=true", {"KERASCNN_CPU_DEVICES": "2"}))
     assert {"best.keras", "last.keras", "metrics.json", "history.csv"} <= set(two["files"])
     assert two["losses"] == pytest.approx(one["losses"], rel=0.1)
 
@@ -124,8 +140,8 @@ def test_jax_backend_trains_without_tf_data(image_folder, tmp_path):
 @needs_jax
 def test_jax_data_parallel_on_two_host_devices_matches_one(even_data, tmp_path):
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    one = run_python(TRAIN_SCRIPT, even_data, tmp_path / "one", "input_pipeline=numpy", env=env)
-    two = run_python(TRAIN_SCRIPT, even_data, tmp_path / "two", "input_pipeline=numpy", "distribute=true", env=env)
+    one, two = run_pythons((TRAIN_SCRIPT, even_data, tmp_path / "one", "input_pipeline=numpy", env),
+                           (TRAIN_SCRIPT, even_data, tmp_path / "two", "input_pipeline=numpy", "distribute=true", env))
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-4)
 
 
@@ -141,9 +157,14 @@ def test_cli_on_jax_where_tensorflow_is_absent(image_folder, tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": f"{site_dir}{os.pathsep}{ROOT}",
            "PYTHONWARNINGS": "ignore"}
 
-    def python(*args):  # -S: no site-packages but the filtered copy
-        return subprocess.run([sys.executable, "-S", *map(str, args)], capture_output=True, text=True, env=env,
-                              timeout=600)
+    def start(*args):  # -S: no site-packages but the filtered copy
+        return subprocess.Popen([sys.executable, "-S", *map(str, args)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+
+    def python(*args):
+        proc = start(*args)
+        proc.stdout, proc.stderr = proc.communicate(timeout=600)
+        return proc
 
     probe = python("-c", "import importlib.util as u; print(u.find_spec('tensorflow'), u.find_spec('jax') is None)")
     assert probe.stdout.split() == ["None", "False"], probe.stderr[-2000:]
@@ -155,13 +176,15 @@ def test_cli_on_jax_where_tensorflow_is_absent(image_folder, tmp_path):
     assert {"best.keras", "last.keras", "history.csv", "metrics.json"} <= {p.name for p in run.iterdir()}
     assert not (run / "tensorboard").exists()
 
-    exported = python("-m", "kerascnn", "export", run, "--verify", "--json")
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    report = json.loads(exported.stdout.strip().splitlines()[-1])
+    # The three run at once: the two that need what is absent stop before they write anything.
+    commands = [start("-m", "kerascnn", "export", run, "--verify", "--json"),
+                start("-m", "kerascnn", "export", run, "--format", "savedmodel"),
+                start("-m", "kerascnn", "visualize", run, "--kind", "gradcam")]
+    (exported, exported_err), (_, savedmodel_err), (_, gradcam_err) = [p.communicate(timeout=600) for p in commands]
+    exported_code, savedmodel_code, gradcam_code = [p.returncode for p in commands]
+    assert exported_code == 0, exported_err[-3000:]
+    report = json.loads(exported.strip().splitlines()[-1])
     assert set(report["exported"]) == {"keras"}
     assert report["verify"]["keras"]["same_predictions"] == report["verify"]["keras"]["images"] > 0
-
-    savedmodel = python("-m", "kerascnn", "export", run, "--format", "savedmodel")
-    assert savedmodel.returncode == 2 and "needs TensorFlow" in savedmodel.stderr
-    gradcam = python("-m", "kerascnn", "visualize", run, "--kind", "gradcam")
-    assert gradcam.returncode == 2 and "tf-keras-vis" in gradcam.stderr
+    assert savedmodel_code == 2 and "needs TensorFlow" in savedmodel_err
+    assert gradcam_code == 2 and "tf-keras-vis" in gradcam_err
