@@ -6,7 +6,7 @@ Convolutional Neural Networks"), with effective kernel k' = d*(k-1)+1:
     j_out = j_in * s                      distance in input pixels between adjacent outputs
     start_out = start_in + ((k' - 1)/2 - p_left) * j_in   centre of the first output's field
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -93,6 +93,28 @@ def stack_from_model(model):
             r, j, stack = r + rf_layer.dilation * (rf_layer.kernel - 1) * j, j * rf_layer.stride, stack + [rf_layer]
         best[id(tensor)] = (r, j, stack)
     return max((best[id(t)] for t in model.outputs), key=lambda path: path[:2])[2]
+
+
+def network_for_fields(cfg):
+    """The network of ``cfg``'s task, built to read its receptive fields, without the data where possible.
+
+    Receptive fields end at the last convolution or pooling layer, before the classifier, so where the class
+    count would come from a data directory that is absent (clip-art, a folder of classes) any count draws the
+    same fields: the network is built for 2 classes then. Weights do not change them either, so a pretrained
+    backbone is built randomly initialised rather than loaded from a source that may be offline.
+    """
+    from kerascnn.data import dataset_module
+    from kerascnn.models import model_arguments
+    from kerascnn.train import build_model
+
+    if "weights" in model_arguments(cfg.model):
+        cfg = replace(cfg, model_args={**cfg.model_args, "weights": None})
+    module = dataset_module(cfg.dataset)
+    try:
+        shape, classes = module.input_spec(cfg)
+    except FileNotFoundError:
+        shape, classes = module.input_spec(cfg, classes=2)
+    return build_model(cfg, shape, classes)
 
 
 def parse_stack(text):

@@ -185,12 +185,14 @@ def cmd_params(args):
 
 
 def cmd_receptive_field(args):
-    from kerascnn.analysis import parse_stack, receptive_fields, stack_from_model
+    from kerascnn.analysis import network_for_fields, parse_stack, receptive_fields, stack_from_model
 
     if args.stack:
         stack = parse_stack(args.stack)
-    elif args.target:
+    elif args.target and is_run_dir(args.target):
         stack = stack_from_model(model_from(args))
+    elif args.target:
+        stack = stack_from_model(network_for_fields(config_from(args)))
     else:
         raise SystemExit("error: give a run directory or task, or --stack 'conv:5,conv:3'")
     rows = receptive_fields(stack)

@@ -105,10 +105,8 @@ def receptive_field_section(tasks, runs=None):
     table, or for deep networks one line on the last layer (``kerascnn receptive-field TASK`` prints them all).
     A task's run under ``runs``, when there is one, says where its data is."""
     from kerascnn import rundir
-    from kerascnn.analysis import parse_stack, receptive_fields, stack_from_model
-    from kerascnn.data import dataset_module
+    from kerascnn.analysis import network_for_fields, parse_stack, receptive_fields, stack_from_model
     from kerascnn.tasks import resolve_config
-    from kerascnn.train import build_model
 
     columns = ["layer", "kind", "kernel", "stride", "receptive_field", "jump"]
     lines = []
@@ -123,15 +121,7 @@ def receptive_field_section(tasks, runs=None):
     for task in tasks:
         run_dir = Path(runs) / task if runs else None
         cfg = rundir.load_config(run_dir) if run_dir and (run_dir / "config.json").exists() else resolve_config(task)
-        module = dataset_module(cfg.dataset)
-        if not hasattr(module, "input_spec"):
-            continue
-        try:
-            shape, classes = module.input_spec(cfg)
-        except FileNotFoundError as error:  # the class count comes from the dataset's folders
-            lines += [f"The `{task}` task's network is left out: {str(error).splitlines()[0]}", ""]
-            continue
-        rows = receptive_fields(stack_from_model(build_model(cfg, shape, classes)))
+        rows = receptive_fields(stack_from_model(network_for_fields(cfg)))
         if len(rows) > RECEPTIVE_FIELD_ROWS:
             last = rows[-1]
             lines += [f"The `{task}` task's network has {len(rows)} convolution and pooling layers; the last, "
@@ -527,7 +517,8 @@ def study_summary(study_dir):
                "seeds": info.get("repeats", 1), "epochs": info.get("epochs")}
     rows = [row for row in info.get("rows", []) if "variant" in row and "val_accuracy" in row]
     if rows:
-        best = max(rows, key=lambda row: row["val_accuracy"])
+        # Seeds' means tie in steps of one validation image: the steadier variant of a tie is the better claim.
+        best = max(rows, key=lambda row: (row["val_accuracy"], -(row.get("val_accuracy_std") or 0.0)))
         reference = next((row for row in rows if row.get("verdict") == "reference"), rows[0])
         summary.update(best=best["variant"], best_val=best["val_accuracy"], best_sd=best.get("val_accuracy_std"),
                        reference=reference["variant"], reference_val=reference["val_accuracy"],

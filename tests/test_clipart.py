@@ -66,6 +66,23 @@ def test_loader_orders_folders_numerically_and_names_classes(tmp_path):
         load(cfg)
 
 
+def test_receptive_fields_of_a_clipart_task_need_no_data(tmp_path):
+    """The class count comes from the folders, but fields end before the classifier: without the data the task's
+    network gives the fields of the one built for the data's 11 classes, and `params` still needs the data."""
+    from kerascnn.analysis import network_for_fields, receptive_fields, stack_from_model
+    from kerascnn.data.clipart import input_spec
+    from kerascnn.train import build_model
+
+    with_data = clipart_config(write_clipart_tree(tmp_path / "clipart"), tmp_path / "cache")
+    without = clipart_config(tmp_path / "absent", tmp_path / "cache")
+    with pytest.raises(DatasetNotFoundError, match="Expected layout"):
+        input_spec(without)
+    model = build_model(with_data, *input_spec(with_data))
+    assert model.output.shape[-1] == 11
+    fields = receptive_fields(stack_from_model(model))
+    assert len(fields) > 20 and receptive_fields(stack_from_model(network_for_fields(without))) == fields
+
+
 def test_loader_without_class_names_or_test_folder(tmp_path):
     import shutil
 

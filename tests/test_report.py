@@ -309,6 +309,20 @@ def test_a_best_against_last_study_summarises_what_restoring_the_best_checkpoint
     assert "best" not in summary  # no variant is "best": the question is best against last within each
 
 
+def test_a_study_summary_breaks_a_tie_of_means_by_the_smaller_spread(tmp_path):
+    from kerascnn.report import study_summary
+
+    write_json(tmp_path / "clipart.ablation" / "study.json", {
+        "study": "clipart.ablation", "task": "clipart_own", "repeats": 2, "epochs": 12, "rows": [
+            {"variant": "baseline", "val_accuracy": 0.794, "val_accuracy_std": 0.014, "verdict": "reference"},
+            {"variant": "noisy", "val_accuracy": 0.828, "val_accuracy_std": 0.026, "verdict": "+0.0340, within noise"},
+            {"variant": "steady", "val_accuracy": 0.828, "val_accuracy_std": 0.010, "verdict": "+0.0340, finding"},
+            {"variant": "worse", "val_accuracy": 0.790, "val_accuracy_std": 0.0, "verdict": "-0.0040, within noise"}]})
+    summary = study_summary(tmp_path / "clipart.ablation")
+    assert (summary["best"], summary["best_sd"], summary["verdict"]) == ("steady", 0.010, "+0.0340, finding")
+    assert (summary["reference"], summary["reference_sd"]) == ("baseline", 0.014)
+
+
 def test_keep_absent_adds_a_study_to_a_report_whose_other_inputs_are_gone(tmp_path, capsys):
     studies, tuning, out = tmp_path / "studies", tmp_path / "tuning", tmp_path / "reports" / "artists.md"
     pooling = fake_study(studies, "artists.pooling")
