@@ -44,14 +44,7 @@ def model_from(args):
     from kerascnn.train import build_model
 
     cfg = config_from(args)
-    module = dataset_module(cfg.dataset)
-    if hasattr(module, "input_spec"):
-        input_shape, num_classes = module.input_spec(cfg)
-    else:
-        from kerascnn.data import load_dataset
-
-        splits = load_dataset(cfg)
-        input_shape, num_classes = splits.input_shape, splits.num_classes
+    input_shape, num_classes = dataset_module(cfg.dataset).input_spec(cfg)
     return build_model(cfg, input_shape, num_classes)
 
 

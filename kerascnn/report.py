@@ -445,9 +445,13 @@ class PreviousReport:
             return []
         self.kept_headings.append(block[0])
         note = f"*Kept from the report generated {self.generated}: its inputs were absent when this one was made.*"
-        if len(block) > 2 and block[2].startswith("*Kept from the report generated"):
-            return list(block)  # kept before: the note names the report that made it
-        return [block[0], "", note] + list(block[1:])
+        # The last section of a file has no blank line after it; wherever it lands now, one ends it.
+        body = list(block[1:])
+        while body and body[-1] == "":
+            body.pop()
+        if len(body) > 1 and body[1].startswith("*Kept from the report generated"):
+            return [block[0]] + body + [""]  # kept before: the note names the report that made it
+        return [block[0], "", note] + body + [""]
 
 
 def split_sections(lines, marker):

@@ -124,3 +124,12 @@ def test_real_artists_data(tmp_path):
     assert len(splits.train.x) + len(splits.val.x) == 451
     assert splits.train.x.shape[1:] == (50, 50, 3)
     assert abs(len(splits.val.x) / 451 - 0.2) < 0.02
+
+
+def test_every_registered_dataset_loads_and_states_its_input_spec():
+    # The CLI, the benchmark and the reproduce plan size a task's model from input_spec alone.
+    from kerascnn.data import available_datasets, dataset_module
+
+    for name in available_datasets():
+        module = dataset_module(name)
+        assert callable(module.load) and callable(module.input_spec), name

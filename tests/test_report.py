@@ -323,6 +323,20 @@ def test_a_study_summary_breaks_a_tie_of_means_by_the_smaller_spread(tmp_path):
     assert (summary["reference"], summary["reference_sd"]) == ("baseline", 0.014)
 
 
+def test_a_kept_section_ends_with_a_blank_line_wherever_it_lands(tmp_path):
+    # The previous report ends in the study's section, with no newline after its last line.
+    out = tmp_path / "artists.md"
+    out.write_text("# Report: artists\n\nGenerated 2026-01-01 00:00 by `x`.\n\n## Studies\n\n"
+                   "### artists.pooling\n\n| variant | val_accuracy |\n|---|---|\n| max | 0.7000 |")
+    write_json(out.with_suffix(".json"), {"studies": [{"study": "artists.pooling", "best": "max"}]})
+    build_report(task="artists", studies=str(tmp_path / "none"), tuning=str(tmp_path / "none"), out=str(out),
+                 keep_absent=True)
+    text = out.read_text()
+    block = text[text.index("### artists.pooling"):text.index("## Studies not run yet")]
+    assert block.endswith("| max | 0.7000 |\n\n") and "*Kept from the report generated 2026-01-01 00:00" in block
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
 def test_keep_absent_adds_a_study_to_a_report_whose_other_inputs_are_gone(tmp_path, capsys):
     studies, tuning, out = tmp_path / "studies", tmp_path / "tuning", tmp_path / "reports" / "artists.md"
     pooling = fake_study(studies, "artists.pooling")
