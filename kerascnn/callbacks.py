@@ -28,7 +28,7 @@ HISTORY_EVERY = 1.0
 def fresh_state():
     return {"epoch": 0, "phase": "train", "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0, "stopped_early": False,
             "plateau_best": float("inf"), "plateau_wait": 0, "train_seconds": 0.0, "checkpoint_seconds": 0.0,
-            "pending": {}}
+            "pending": {}, "machines": []}
 
 
 @contextlib.contextmanager

@@ -252,7 +252,23 @@ def run_result(run_dir):
     return {"task": cfg.task, "val_accuracy": metrics["best"]["val_accuracy"], "test_accuracy": test,
             "epochs": epochs_label(cfg, metrics["epochs_run"]),
             "resolution": f"{cfg.image_size} px", "seed": cfg.seed, "minutes": metrics["train_seconds"] / 60,
-            "backbone": source.get("task") or "", "run_dir": str(run_dir)}
+            "backbone": source.get("task") or "", "run_dir": str(run_dir), "machines": metrics.get("machines")}
+
+
+def machines_lines(rows):
+    """Which machine trained each run, since wall times compare only on one: a line when every run names the
+    same, a list otherwise (``not recorded`` where a run's metrics.json does not say); nothing when none says."""
+    from kerascnn.machine import machine_line
+
+    if not any(row.get("machines") for row in rows):
+        return []
+    groups = {}
+    for row in rows:
+        text = ", then ".join(machine_line(m) for m in row.get("machines") or [None])
+        groups.setdefault(text, []).append(f"`{row['task']}`")
+    if len(groups) == 1:
+        return [f"Trained on {next(iter(groups))}.", ""]
+    return ["Trained on:", ""] + [f"- {', '.join(tasks)}: {text}" for text, tasks in groups.items()] + [""]
 
 
 def wall_time(minutes):
@@ -278,9 +294,10 @@ def runs_section(tasks, runs_root, out, figures):
               "test_accuracy": "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
               "wall_time": wall_time(r["minutes"]), "command": task_command(r)} for r in rows]
     lines = ["## Tasks", "", f"Each task at its defaults (`{runs_root}/<task>`, best checkpoint; wall time is "
-             "training on this machine):", ""]
+             "training, with its per-epoch evaluation and checkpoints):", ""]
     lines += markdown_lines(table, ["task", "val_accuracy", "test_accuracy", "epochs", "resolution", "seed",
                                     "wall_time", "command"]) + [""]
+    lines += machines_lines(rows)
     # One figure of every task's curves: per-task curve figures would repeat it and crowd the guides.
     from kerascnn import rundir
     from kerascnn.vis.curves import plot_overlaid

@@ -3,7 +3,7 @@
     config.json        the fully resolved Config
     history.csv        one row per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds of wall time and
                        eval_seconds of them spent evaluating)
-    metrics.json       final and best metrics, timing, parameter count
+    metrics.json       final and best metrics, timing, parameter count, the machines that trained it
     initial.weights.h5 weights before training
     best.keras         the model at its best validation accuracy
     last.keras         the model after the last epoch (with optimizer state, for --resume)

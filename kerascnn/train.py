@@ -17,6 +17,7 @@ import numpy as np
 
 from kerascnn import rundir
 from kerascnn.io import atomic_path, write_json
+from kerascnn.machine import describe_machine
 from kerascnn.models.backbone import backbone_source, check_weights_sources
 from kerascnn.progress import keras_verbose
 
@@ -216,6 +217,11 @@ def _train(cfg, *, run_dir, resume, quiet, runs_root, on_start):
             with atomic_path(run_dir / "initial.weights.h5") as tmp:
                 model.save_weights(tmp)
     rundir.write_history(run_dir, rows)
+    # Each machine that trains the run, in order, since a resumed run may go on elsewhere; None stands for the
+    # epochs of a state.json that does not name its machine.
+    machines = state.setdefault("machines", [None] if state["epoch"] else [])
+    if (machine := describe_machine()) not in machines:
+        machines.append(machine)
 
     history = cb.RecordHistory(run_dir, cfg, state, rows)
     best = cb.TrackBest(cfg, state)
@@ -316,4 +322,5 @@ def summarise(run_dir, cfg, state, splits, model, data_seconds, loop):
         "train_images": len(splits.train.x), "val_images": len(splits.val.x),
         "class_names": list(splits.class_names),
         "backbone_source": backbone_source(cfg),
+        "machines": state["machines"],
     }

@@ -157,6 +157,9 @@ def test_a_report_with_runs_tabulates_them_and_publishes_their_figures(tmp_path,
                           out=str(out))
     text = out.read_text()
     assert [r["task"] for r in result["runs"]] == ["artists", "artists_tuned"]
+    from kerascnn.machine import describe_machine, machine_line
+
+    assert f"\n\nTrained on {machine_line(describe_machine())}.\n\n" in text  # both runs on this machine
     assert result["runs"][0]["val_accuracy"] == metrics["best"]["val_accuracy"] and result["runs"][0]["test_accuracy"] \
         is None
     row = next(line for line in text.splitlines() if line.startswith("| artists |"))
@@ -321,6 +324,24 @@ def test_a_study_summary_breaks_a_tie_of_means_by_the_smaller_spread(tmp_path):
     summary = study_summary(tmp_path / "clipart.ablation")
     assert (summary["best"], summary["best_sd"], summary["verdict"]) == ("steady", 0.010, "+0.0340, finding")
     assert (summary["reference"], summary["reference_sd"]) == ("baseline", 0.014)
+
+
+def test_a_report_names_the_machine_of_each_run_where_they_differ():
+    from kerascnn.report import machines_lines
+
+    avx2 = {"cpu": "AMD EPYC", "vector": "AVX2", "cores": 2, "backend": "tensorflow", "keras": "3.15.1",
+            "tensorflow": "2.21.0"}
+    avx512 = {**avx2, "vector": "AVX-512"}
+    rows = [{"task": "a", "machines": [avx512]}, {"task": "b", "machines": [avx2]},
+            {"task": "c", "machines": [avx2]}, {"task": "d", "machines": [None, avx2]}, {"task": "e"}]
+    assert machines_lines(rows) == [
+        "Trained on:", "",
+        "- `a`: AMD EPYC (AVX-512), 2 cores, Keras 3.15.1 on TensorFlow 2.21.0",
+        "- `b`, `c`: AMD EPYC (AVX2), 2 cores, Keras 3.15.1 on TensorFlow 2.21.0",
+        "- `d`: not recorded, then AMD EPYC (AVX2), 2 cores, Keras 3.15.1 on TensorFlow 2.21.0",
+        "- `e`: not recorded", ""]
+    assert machines_lines(rows[1:3]) == ["Trained on AMD EPYC (AVX2), 2 cores, Keras 3.15.1 on TensorFlow 2.21.0.", ""]
+    assert machines_lines([{"task": "e"}, {"task": "f", "machines": None}]) == []  # no run says: no line
 
 
 def test_a_kept_section_ends_with_a_blank_line_wherever_it_lands(tmp_path):

@@ -13,6 +13,7 @@ from conftest import ROOT, write_image_folder
 from kerascnn import rundir
 from kerascnn.tasks import resolve_config
 from kerascnn.callbacks import learning_rate_at
+from kerascnn.machine import describe_machine
 from kerascnn.train import train
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "initial.weights.h5", "best.keras", "last.keras",
@@ -36,6 +37,7 @@ def test_learns_a_small_synthetic_problem_and_writes_the_run_directory(image_fol
     assert rundir.load_config(run).epochs == 12
     assert rundir.class_names(run) == ["class_0", "class_1", "class_2"]
     assert not list(run.glob("*-e*.keras")) and not list(run.glob(".*tmp*"))
+    assert metrics["machines"] == [describe_machine()]  # what its wall time was measured on
 
 
 def test_run_seconds_are_the_epochs_wall_time(image_folder, tmp_path):
@@ -102,7 +104,7 @@ def test_existing_run_directory_is_not_overwritten(image_folder, tmp_path):
         train(tiny_config(image_folder, "epochs=1"), run_dir=tmp_path / "run", quiet=True)
 
 
-def test_sigkill_then_resume_ends_with_every_epoch(tmp_path):
+def test_sigkill_then_resume_ends_with_every_epoch(tmp_path, monkeypatch):
     data = write_image_folder(tmp_path / "data", classes=3, per_class=60, size=50)
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -119,12 +121,18 @@ def test_sigkill_then_resume_ends_with_every_epoch(tmp_path):
     assert proc.poll() is None, "training finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(state.read_text())["epoch"]
-    assert 3 <= killed_at < 40 and not (run / "metrics.json").exists()
+    killed = json.loads(state.read_text())
+    assert 3 <= killed["epoch"] < 40 and not (run / "metrics.json").exists()
+    assert killed["machines"] == [describe_machine()]
+    # Resumed elsewhere, from a state.json that does not name its machine: its epochs' machine is unknown.
+    del killed["machines"]
+    state.write_text(json.dumps(killed))
+    elsewhere = {**describe_machine(), "cpu": "another CPU", "cores": 64}
+    monkeypatch.setattr("kerascnn.train.describe_machine", lambda: elsewhere)
     metrics = train(resume=run, quiet=True)
     history = rundir.read_history(run)
     assert [r["epoch"] for r in history] == list(range(1, 41))
-    assert metrics["epochs_run"] == 40
+    assert metrics["epochs_run"] == 40 and metrics["machines"] == [None, elsewhere]
     assert RUN_FILES <= {p.name for p in run.iterdir()}
 
 
