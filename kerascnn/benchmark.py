@@ -206,16 +206,14 @@ def run_against_step(run_dir, *, synthetic_images=1536, step_epochs=1):
 
 
 def runtime_info():
-    """What the figures depend on besides the machine: backend, versions and TensorFlow's CPU kernels."""
-    import keras
+    """What the figures depend on: the machine (``kerascnn.machine``), and TensorFlow's CPU kernels."""
+    from kerascnn.machine import describe_machine
 
-    info = {"backend": keras.backend.backend(), "keras": keras.__version__}
+    info = describe_machine()
     if info["backend"] == "tensorflow":
-        import tensorflow as tf
-
         from kerascnn.speedups.conv_grad import onednn_enabled
 
-        info.update(tensorflow=tf.__version__, cpu_kernels="onednn" if onednn_enabled() else "eigen")
+        info["cpu_kernels"] = "onednn" if onednn_enabled() else "eigen"
     return info
 
 

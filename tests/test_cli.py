@@ -152,6 +152,9 @@ def test_benchmark_reports_every_figure(trained_run):
     assert row["fit_over_recipe_step"] == pytest.approx(row["fit_images_per_s"] / row["step_aug_images_per_s"],
                                                         abs=1e-3)
     assert out["runtime"]["backend"] == "tensorflow" and out["runtime"]["cpu_kernels"] in ("onednn", "eigen")
+    from kerascnn.machine import describe_machine
+
+    assert {k: v for k, v in out["runtime"].items() if k != "cpu_kernels"} == describe_machine()  # what it ran on
 
 
 def test_benchmark_refuses_one_data_dir_for_tasks_of_several_datasets(tmp_path):
