@@ -499,11 +499,13 @@ def section_name(heading):
 def reproduce_time_section(task, runs):
     """For a family whose runs are a ``kerascnn reproduce`` root's (``ROOT/runs`` beside ``ROOT/throughput.json``):
     each reproduce step's estimate against the measured training time of its finished runs."""
-    from kerascnn.reproduce import FAMILIES, _hms, estimate, measured_label, plan_steps
+    from kerascnn.machine import machine_line
+    from kerascnn.reproduce import FAMILIES, _hms, estimate, load_cache, measured_label, plan_steps
 
     root = Path(runs).parent if runs else None
     if task not in FAMILIES or root is None or not (root / "throughput.json").exists():
         return [], []
+    machine = load_cache(root)["machine"]
     steps = [step for step in estimate(plan_steps([task], root), root=root, measure=False) if step.kind != "report"]
     rows = [{"step": f"{step.kind} {step.name}", "runs": step.runs, "estimate": _hms(step.estimate_s)
              if step.estimate_s is not None else "", "measured": measured_label(step),
@@ -511,8 +513,10 @@ def reproduce_time_section(task, runs):
              if step.finished == step.runs and step.runs and step.estimate_s else ""} for step in steps]
     lines = ["## Time on this machine", "",
              f"`kerascnn reproduce {task} --plan` estimates each step from the step benchmark "
-             f"(`{root / 'throughput.json'}`); measured is the training time of the step's finished runs "
-             "(`train_seconds` in each run's metrics.json), runs an earlier step made left out.", ""]
+             f"(`{root / 'throughput.json'}`, " + (f"measured on {machine_line(machine)}" if machine else
+                                                   "which does not name the machine it was measured on")
+             + "); measured is the training time of the step's finished runs (`train_seconds` in each run's "
+             "metrics.json), runs an earlier step made left out.", ""]
     return lines + markdown_lines(rows, ["step", "runs", "estimate", "measured", "measured / estimate"]) + [""], rows
 
 

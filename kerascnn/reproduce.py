@@ -255,10 +255,13 @@ CACHE_FORMAT = 2
 
 
 def load_cache(root):
+    """ROOT/throughput.json: step throughputs per model shape, the machine they were measured on
+    (``runtime_info()``, None where the file does not say), and dataset sizes."""
     path = Path(root) / "throughput.json"
     cache = json.loads(path.read_text()) if path.exists() else {}
     throughputs = cache.get("images_per_s", {}) if cache.get("format") == CACHE_FORMAT else {}
-    return {"format": CACHE_FORMAT, "images_per_s": throughputs, "sizes": cache.get("sizes", {})}
+    return {"format": CACHE_FORMAT, "machine": cache.get("machine"), "images_per_s": throughputs,
+            "sizes": cache.get("sizes", {})}
 
 
 def estimate(steps, *, root, data_root=None, progress=None, measure=True):
@@ -270,6 +273,20 @@ def estimate(steps, *, root, data_root=None, progress=None, measure=True):
     from kerascnn.io import write_json
 
     cache = load_cache(root)
+    if measure:
+        from kerascnn.benchmark import runtime_info
+
+        # Estimates are this machine's: throughputs from another one, or from one the file does not name, are
+        # measured again (the root may have moved, or the host changed under it).
+        here = runtime_info()
+        if cache["machine"] != here:
+            if cache["images_per_s"] and progress is not None:
+                from kerascnn.machine import machine_line
+
+                where = machine_line(cache["machine"]) if cache["machine"] else "a machine it does not name"
+                progress(f"{Path(root) / 'throughput.json'} holds step throughputs measured on {where}: "
+                         "measuring them again on this one")
+            cache.update(machine=here, images_per_s={})
 
     def images_per_s(cfg):
         if progress is not None and shape_key(cfg) not in cache["images_per_s"]:

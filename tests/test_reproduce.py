@@ -62,12 +62,21 @@ def test_one_family_brings_only_the_backbones_it_needs(tmp_path):
         plan_steps(["paintings"], tmp_path)
 
 
+def artists_cache(root, steps, machine):
+    """A throughput.json for the artists family: 100 images/s for every shape, measured on ``machine``."""
+    cfg = resolve_config("artists")
+    (root / "throughput.json").write_text(json.dumps({
+        "format": CACHE_FORMAT, "machine": machine,
+        "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
+        "sizes": {f"artists|{cfg.val_fraction}": [360, 91, 0]}}))
+
+
 def test_estimates_follow_the_measured_throughput_and_the_data(tmp_path):
+    from kerascnn.benchmark import runtime_info
+
     steps = plan_steps(["artists"], tmp_path)
     cfg = resolve_config("artists")
-    (tmp_path / "throughput.json").write_text(json.dumps({
-        "format": CACHE_FORMAT, "images_per_s": {shape_key(c): 100.0 for s in steps for c in step_configs(s)},
-        "sizes": {f"artists|{cfg.val_fraction}": [360, 91, 0]}}))
+    artists_cache(tmp_path, steps, runtime_info())
     estimate(steps, root=tmp_path)
     assert steps[0].estimate_s == pytest.approx(RUN_OVERHEAD_S + cfg.epochs * (360 + 91 / 3) / 100)
     pooling = next(s for s in steps if s.name == "artists.pooling")
@@ -137,12 +146,45 @@ def test_configs_share_a_step_benchmark_only_where_their_steps_do_the_same_work(
     assert shape_key(resolve_config("cifar10_bn", ["augment=[flip,crop:2]"])) == shape_key(bn) + "|augment=flip,crop"
 
 
+def test_throughputs_of_another_machine_are_measured_again_and_read_as_they_are(tmp_path, monkeypatch):
+    import kerascnn.reproduce as reproduce
+    from kerascnn.benchmark import runtime_info
+    from kerascnn.machine import machine_line
+
+    here = runtime_info()
+    steps = plan_steps(["artists"], tmp_path)
+    # Measured on another machine, or on one the file does not name: the plan measures again, here.
+    for elsewhere in ({**here, "vector": "SSE4.2", "cores": 64}, None):
+        artists_cache(tmp_path, steps, elsewhere)
+        read = estimate(plan_steps(["artists"], tmp_path), root=tmp_path, measure=False)
+        assert read[0].estimate_s == pytest.approx(RUN_OVERHEAD_S + 50 * (360 + 91 / 3) / 100)  # what the file says
+        measured, lines = [], []
+
+        def measure(cfg, cache, images=None):
+            if shape_key(cfg) not in cache:
+                measured.append(shape_key(cfg))
+            return cache.setdefault(shape_key(cfg), 200.0)
+
+        monkeypatch.setattr(reproduce, "measure_throughput", measure)
+        again = estimate(plan_steps(["artists"], tmp_path), root=tmp_path, progress=lines.append)
+        assert measured and again[0].estimate_s == pytest.approx(RUN_OVERHEAD_S + 50 * (360 + 91 / 3) / 200)
+        where = machine_line(elsewhere) if elsewhere else "a machine it does not name"
+        assert f"{tmp_path / 'throughput.json'} holds step throughputs measured on {where}: measuring them again " \
+               "on this one" in lines
+        kept = json.loads((tmp_path / "throughput.json").read_text())
+        assert kept["machine"] == here and set(kept["images_per_s"].values()) == {200.0}
+    # Measured here: kept.
+    measured.clear()
+    estimate(plan_steps(["artists"], tmp_path), root=tmp_path)
+    assert measured == []
+
+
 def test_throughputs_kept_in_an_older_format_are_measured_again_and_sizes_kept(tmp_path):
     from kerascnn.reproduce import load_cache
 
     old = {"images_per_s": {"vgg_transfer|32px|batch200|trained": 506.0}, "sizes": {"cifar10|0.2": [4136, 1034, 1017]}}
     (tmp_path / "throughput.json").write_text(json.dumps(old))
-    assert load_cache(tmp_path) == {"format": CACHE_FORMAT, "images_per_s": {}, "sizes": old["sizes"]}
+    assert load_cache(tmp_path) == {"format": CACHE_FORMAT, "machine": None, "images_per_s": {}, "sizes": old["sizes"]}
     (tmp_path / "throughput.json").write_text(json.dumps({**old, "format": CACHE_FORMAT}))
     assert load_cache(tmp_path)["images_per_s"] == old["images_per_s"]
 
@@ -210,6 +252,10 @@ def test_a_reproduction_runs_every_step_then_skips_them(tmp_path, monkeypatch, s
     assert (after[1].finished, after[1].runs) == (3, 3) and before[1].finished == before[1].measured_s == 0
     report = (tmp_path / "out" / "reports" / "artists.md").read_text()
     time_table = report.split("## Time on this machine")[1].split("##")[0]
+    from kerascnn.benchmark import runtime_info
+    from kerascnn.machine import machine_line
+
+    assert f"throughput.json`, measured on {machine_line(runtime_info())});" in time_table
     assert "| train tiny_artists | 1 | " in time_table and "| experiment artists.tiny | 3 | " in time_table
     # Without measuring, a root with no throughput.json gives no estimates, only what was measured.
     unmeasured = estimate(plan_steps(["artists"], args["root"]), root=tmp_path / "empty", measure=False)
