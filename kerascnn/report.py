@@ -252,7 +252,28 @@ def run_result(run_dir):
     return {"task": cfg.task, "val_accuracy": metrics["best"]["val_accuracy"], "test_accuracy": test,
             "epochs": epochs_label(cfg, metrics["epochs_run"]),
             "resolution": f"{cfg.image_size} px", "seed": cfg.seed, "minutes": metrics["train_seconds"] / 60,
-            "backbone": source.get("task") or "", "run_dir": str(run_dir), "machines": metrics.get("machines")}
+            "backbone": source.get("task") or "", "backbone_run": source.get("run_dir") or "", "run_dir": str(run_dir),
+            "machines": metrics.get("machines")}
+
+
+def backbone_lines(rows):
+    """Each transfer task's backbone run as it is now: its own score, since the family report that has its row
+    may have been made from an earlier run of that task."""
+    from kerascnn import rundir
+
+    lines = []
+    for row in rows:
+        if not row.get("backbone_run"):
+            continue
+        run = Path(row["backbone_run"])
+        if not (run / "metrics.json").exists():
+            lines.append(f"- `{row['task']}` started from `{run}`, which holds no finished run now.")
+            continue
+        metrics = rundir.read_json(run, "metrics.json")
+        lines.append(f"- `{row['task']}` started from the `{row['backbone']}` run at `{run}`: best validation accuracy "
+                     f"{metrics['best']['val_accuracy']:.4f} at epoch {metrics['best_epoch']} of "
+                     f"{metrics['epochs_run']}, {wall_time(metrics['train_seconds'] / 60)} of training.")
+    return ["Backbones:", ""] + lines + [""] if lines else []
 
 
 def machines_lines(rows):
@@ -297,7 +318,7 @@ def runs_section(tasks, runs_root, out, figures):
              "training, with its per-epoch evaluation and checkpoints):", ""]
     lines += markdown_lines(table, ["task", "val_accuracy", "test_accuracy", "epochs", "resolution", "seed",
                                     "wall_time", "command"]) + [""]
-    lines += machines_lines(rows)
+    lines += machines_lines(rows) + backbone_lines(rows)
     # One figure of every task's curves: per-task curve figures would repeat it and crowd the guides.
     from kerascnn import rundir
     from kerascnn.vis.curves import plot_overlaid

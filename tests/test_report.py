@@ -344,6 +344,23 @@ def test_a_report_names_the_machine_of_each_run_where_they_differ():
     assert machines_lines([{"task": "e"}, {"task": "f", "machines": None}]) == []  # no run says: no line
 
 
+def test_a_report_gives_each_transfer_tasks_backbone_run_its_own_score(tmp_path):
+    from kerascnn.report import backbone_lines
+
+    backbone = tmp_path / "runs" / "caltech101_resnet50"
+    write_json(backbone / "metrics.json", {"best": {"val_accuracy": 0.62561}, "best_epoch": 15, "epochs_run": 16,
+                                           "train_seconds": 2911.5})
+    rows = [{"task": "clipart_own", "backbone": "", "backbone_run": ""},
+            {"task": "clipart_resnet50_finetune", "backbone": "caltech101_resnet50", "backbone_run": str(backbone)},
+            {"task": "cifar10_vgg", "backbone": "caltech101_vgg11_bn", "backbone_run": str(tmp_path / "gone")}]
+    assert backbone_lines(rows) == [
+        "Backbones:", "",
+        f"- `clipart_resnet50_finetune` started from the `caltech101_resnet50` run at `{backbone}`: best validation "
+        "accuracy 0.6256 at epoch 15 of 16, 48.5 min of training.",
+        f"- `cifar10_vgg` started from `{tmp_path / 'gone'}`, which holds no finished run now.", ""]
+    assert backbone_lines(rows[:1]) == []
+
+
 def test_a_kept_section_ends_with_a_blank_line_wherever_it_lands(tmp_path):
     # The previous report ends in the study's section, with no newline after its last line.
     out = tmp_path / "artists.md"
